@@ -1,0 +1,46 @@
+# Rampart's developer entry points. `make test` is what CI runs.
+GO            ?= go
+GOLANGCI_LINT_VERSION ?= v2.6.2
+GOBIN         ?= $(shell $(GO) env GOPATH)/bin
+FUZZTIME      ?= 10s
+BENCHTIME     ?= 1s
+BENCHCOUNT    ?= 6
+
+.PHONY: test test-deps check fmt vet lint bench fuzz build
+
+build:
+	$(GO) build ./...
+
+# test installs what the tests need (apt packages such as etcd-server or
+# redis-server, when a test needs them) and runs every test with the race
+# detector, in random order, without the test cache.
+test: test-deps
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+test-deps:
+	@scripts/test-deps.sh
+
+check: fmt vet lint test
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd bench/libcompare && $(GO) vet ./...
+
+lint: $(GOBIN)/golangci-lint
+	$(GOBIN)/golangci-lint run ./...
+
+$(GOBIN)/golangci-lint:
+	GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+# bench runs the side-by-side library comparison (bench/libcompare, its own
+# module) and prints a benchstat table.
+bench:
+	@scripts/libcompare.sh $(BENCHTIME) $(BENCHCOUNT)
+
+# fuzz runs every native fuzz target for FUZZTIME each.
+fuzz:
+	@scripts/fuzz-all.sh $(FUZZTIME)

@@ -1,0 +1,41 @@
+package resilience
+
+import "context"
+
+// Func is a call that a [Policy] guards. It should honour ctx: policies
+// cancel ctx to abandon an attempt (a timeout, a losing hedge).
+type Func[T any] func(ctx context.Context) (T, error)
+
+// Policy decorates next with one resilience behaviour and returns the
+// decorated call. A Policy is applied once, when a call is wrapped, and the
+// Func it returns is then called many times, possibly concurrently; it must
+// therefore keep per-call state on the stack, not in the closure.
+//
+// The zero value (nil) is not a valid Policy; [Chain] skips nil policies so
+// that optional ones can be left out without a branch.
+type Policy[T any] func(next Func[T]) Func[T]
+
+// Chain composes policies so that Chain(a, b, c)(fn) is a(b(c(fn))): a is
+// the outermost. See the package documentation for the recommended order.
+// Chain with no (non-nil) policy returns fn unchanged.
+func Chain[T any](policies ...Policy[T]) Policy[T] {
+	ps := make([]Policy[T], 0, len(policies))
+	for _, p := range policies {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	return func(fn Func[T]) Func[T] {
+		for i := len(ps) - 1; i >= 0; i-- {
+			fn = ps[i](fn)
+		}
+		return fn
+	}
+}
+
+// Do calls fn under the policies in order (see [Chain]). It wraps fn anew on
+// every call, which allocates one closure per policy; on a hot path wrap
+// once with Chain and keep the returned Func.
+func Do[T any](ctx context.Context, fn Func[T], policies ...Policy[T]) (T, error) {
+	return Chain(policies...)(fn)(ctx)
+}
