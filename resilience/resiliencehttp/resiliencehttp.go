@@ -1,0 +1,403 @@
+package resiliencehttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rampart-ha/rampart/resilience"
+	"github.com/rampart-ha/rampart/resilience/hedge"
+	"github.com/rampart-ha/rampart/resilience/retry"
+)
+
+// DefaultMaxReplayBytes is how much of a request body is buffered for replay
+// when Config.MaxReplayBytes is zero.
+const DefaultMaxReplayBytes = 64 << 10
+
+// maxFailureBody bounds how much of a failed response's body is read into
+// memory so that its connection can be reused while a retry waits.
+const maxFailureBody = 64 << 10
+
+// ErrPerTryTimeout is the cause of an attempt that got no response headers
+// within Config.PerTryTimeout. Errors from such an attempt also match
+// context.DeadlineExceeded. Retrying it is allowed: the next attempt may
+// reach a faster instance.
+var ErrPerTryTimeout = errors.New("resiliencehttp: per-try timeout")
+
+// StatusError is the failure an attempt reports for a response that
+// Config.IsFailure classifies as failed (by default 5xx and 429). The chain
+// sees it as an error; RoundTrip returns its Response, not the error, when
+// it is the final outcome.
+type StatusError struct {
+	// Response is the failed response. Its body is readable.
+	Response *http.Response
+	// retryAfter is the parsed Retry-After header, if any.
+	retryAfter time.Duration
+	hasAfter   bool
+}
+
+func (e *StatusError) Error() string {
+	return "resiliencehttp: upstream answered " + e.Response.Status
+}
+
+// RetryAfter returns the delay the server asked for with a Retry-After
+// header on a 429 or 503 response. It makes StatusError satisfy
+// retry.RetryAfterer.
+func (e *StatusError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.hasAfter }
+
+// Config configures a [Transport]. The zero Config is valid: it sends
+// requests through http.DefaultTransport with no policies, which still
+// classifies statuses and buffers bodies but changes nothing else.
+type Config struct {
+	// Base sends each attempt. Nil means http.DefaultTransport.
+	Base http.RoundTripper
+	// Policies guard every request, outermost first (see resilience.Chain).
+	// Nil or empty means none.
+	Policies []resilience.Policy[*http.Response]
+	// MaxReplayBytes bounds how many bytes of a request body are buffered so
+	// that the request can be sent again. Zero means DefaultMaxReplayBytes;
+	// negative means never buffer, so a request with a body is attempted
+	// once. A body whose GetBody is set is replayed through GetBody and is
+	// never buffered.
+	MaxReplayBytes int64
+	// PerTryTimeout bounds each attempt until its response headers arrive;
+	// reading the body is bounded by the request's own context. Zero means
+	// no per-try bound. Negative is an error.
+	PerTryTimeout time.Duration
+	// IsFailure classifies a response. Nil means 5xx and 429 are failures.
+	IsFailure func(*http.Response) bool
+	// Hedge, if not nil, hedges idempotent requests with replayable bodies:
+	// it runs innermost, next to the round trip, so that each retry may
+	// hedge and the breaker sees one outcome per hedged attempt. Losing
+	// responses are closed; the winner's body stays readable. Nil means no
+	// hedging.
+	Hedge *hedge.Hedger
+}
+
+// Transport is an http.RoundTripper that applies a chain of policies to
+// every request. Create one with [New]; the zero value is not usable. It is
+// safe for concurrent use.
+type Transport struct {
+	base      http.RoundTripper
+	chain     resilience.Policy[*http.Response]
+	maxReplay int64
+	perTry    time.Duration
+	isFailure func(*http.Response) bool
+	hedge     resilience.Policy[*http.Response] // nil without Config.Hedge
+	now       func() time.Time
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// New validates cfg and returns a Transport.
+func New(cfg Config) (*Transport, error) {
+	if cfg.PerTryTimeout < 0 {
+		return nil, fmt.Errorf("resiliencehttp: PerTryTimeout must be >= 0, got %v", cfg.PerTryTimeout)
+	}
+	t := &Transport{
+		base:      cfg.Base,
+		chain:     resilience.Chain(cfg.Policies...),
+		maxReplay: cfg.MaxReplayBytes,
+		perTry:    cfg.PerTryTimeout,
+		isFailure: cfg.IsFailure,
+		now:       time.Now,
+	}
+	if t.base == nil {
+		t.base = http.DefaultTransport
+	}
+	if t.maxReplay == 0 {
+		t.maxReplay = DefaultMaxReplayBytes
+	}
+	if t.isFailure == nil {
+		t.isFailure = DefaultIsFailure
+	}
+	if cfg.Hedge != nil {
+		t.hedge = hedgePolicy(cfg.Hedge)
+	}
+	return t, nil
+}
+
+// DefaultIsFailure reports 5xx and 429 responses as failures.
+func DefaultIsFailure(resp *http.Response) bool {
+	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
+}
+
+// Idempotent reports whether req may be sent more than once: GET, HEAD,
+// OPTIONS, TRACE, PUT and DELETE always; POST and PATCH only with an
+// Idempotency-Key header; other methods never.
+func Idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	case http.MethodPost, http.MethodPatch:
+		return req.Header.Get("Idempotency-Key") != ""
+	}
+	return false
+}
+
+// RoundTrip sends req through the policies. See the package documentation
+// for what is retried and which response is returned.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := &call{t: t, req: req, idempotent: Idempotent(req)}
+	if err := c.prepareBody(); err != nil {
+		return nil, err
+	}
+	attempt := resilience.Func[*http.Response](c.attempt)
+	if t.hedge != nil && c.idempotent && c.replayable {
+		attempt = t.hedge(attempt)
+	}
+	resp, err := t.chain(attempt)(req.Context())
+	var se *StatusError
+	if err != nil && errors.As(err, &se) {
+		resp, err = se.Response, nil
+	}
+	if err != nil {
+		resp = nil
+	}
+	c.finish(resp)
+	return resp, err
+}
+
+// call is the state of one RoundTrip across its attempts. Attempts may run
+// concurrently under a hedge, so the fields below mu are guarded by it.
+type call struct {
+	t          *Transport
+	req        *http.Request
+	idempotent bool
+
+	body       []byte                        // buffered body, when it fit
+	getBody    func() (io.ReadCloser, error) // replays the body; nil when there is none to replay
+	onceBody   io.ReadCloser                 // a body too large to buffer, sent once
+	replayable bool
+
+	mu        sync.Mutex
+	attempts  int
+	responses []*http.Response // every response an attempt produced
+}
+
+// prepareBody makes the request body replayable when it can be.
+func (c *call) prepareBody() error {
+	req := c.req
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		c.replayable = true
+	case req.GetBody != nil:
+		c.getBody, c.replayable = req.GetBody, true
+		// Each attempt reads its own copy; the original is not sent.
+		_ = req.Body.Close()
+	case c.t.maxReplay < 0:
+		c.onceBody = req.Body
+	default:
+		buf, err := io.ReadAll(io.LimitReader(req.Body, c.t.maxReplay+1))
+		if err != nil {
+			_ = req.Body.Close()
+			return fmt.Errorf("resiliencehttp: reading request body: %w", err)
+		}
+		if int64(len(buf)) <= c.t.maxReplay {
+			_ = req.Body.Close()
+			c.body, c.replayable = buf, true
+			c.getBody = func() (io.ReadCloser, error) {
+				return io.NopCloser(bytes.NewReader(c.body)), nil
+			}
+			break
+		}
+		// Too large to replay: stream what was read, then the rest, once.
+		c.onceBody = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+	}
+	return nil
+}
+
+// attempt sends the request once. Its errors tell the retry policy what may
+// be retried: anything that must not be sent again is wrapped as permanent.
+func (c *call) attempt(ctx context.Context) (*http.Response, error) {
+	c.mu.Lock()
+	c.attempts++
+	n := c.attempts
+	c.mu.Unlock()
+
+	out := c.req.WithContext(ctx)
+	switch {
+	case c.getBody != nil:
+		body, err := c.getBody()
+		if err != nil {
+			return nil, retry.Permanent(fmt.Errorf("resiliencehttp: replaying request body: %w", err))
+		}
+		out.Body, out.GetBody = body, c.getBody
+	case c.onceBody != nil:
+		if n > 1 {
+			return nil, retry.Permanent(errors.New("resiliencehttp: request body too large to replay"))
+		}
+		out.Body, out.GetBody = c.onceBody, nil
+	}
+
+	resp, err := c.send(ctx, out)
+	if err != nil {
+		if !c.mayResend(err) {
+			err = retry.Permanent(err)
+		}
+		return nil, err
+	}
+	c.track(resp)
+	if !c.t.isFailure(resp) {
+		return resp, nil
+	}
+	bufferFailureBody(resp)
+	se := &StatusError{Response: resp}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		se.retryAfter, se.hasAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.t.now())
+	}
+	if !c.idempotent || !c.replayable {
+		return resp, retry.Permanent(se)
+	}
+	return resp, se
+}
+
+// mayResend reports whether an attempt that failed with err may be sent
+// again: always when the connection was never made, otherwise only for an
+// idempotent request whose body can be replayed.
+func (c *call) mayResend(err error) bool {
+	return c.replayable && (c.idempotent || connectFailure(err))
+}
+
+// connectFailure reports whether err means the request never reached the
+// server: the dial failed.
+func connectFailure(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// send runs one round trip, bounded by the per-try timeout until headers.
+func (c *call) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+	if c.t.perTry <= 0 {
+		return c.t.base.RoundTrip(req)
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(c.t.perTry, func() { cancel(ErrPerTryTimeout) })
+	resp, err := c.t.base.RoundTrip(req.WithContext(actx))
+	if !timer.Stop() {
+		// The timer fired: whatever came back came too late.
+		if resp != nil {
+			drainClose(resp.Body)
+		}
+		cancel(ErrPerTryTimeout)
+		return nil, perTryError{d: c.t.perTry, err: err}
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	return resp, nil
+}
+
+// perTryError reports an attempt cut by PerTryTimeout.
+type perTryError struct {
+	d   time.Duration
+	err error
+}
+
+func (e perTryError) Error() string {
+	return "resiliencehttp: no response headers within per-try timeout " + e.d.String()
+}
+
+func (e perTryError) Is(target error) bool {
+	return target == ErrPerTryTimeout || target == context.DeadlineExceeded
+}
+
+func (e perTryError) Unwrap() error { return e.err }
+
+// Timeout makes a per-try timeout look like other network timeouts.
+func (perTryError) Timeout() bool { return true }
+
+// cancelOnClose releases an attempt's context once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+func (c *call) track(resp *http.Response) {
+	c.mu.Lock()
+	c.responses = append(c.responses, resp)
+	c.mu.Unlock()
+}
+
+// finish closes every response an attempt produced except keep.
+func (c *call) finish(keep *http.Response) {
+	c.mu.Lock()
+	responses := c.responses
+	c.responses = nil
+	c.mu.Unlock()
+	for _, r := range responses {
+		if r != keep {
+			drainClose(r.Body)
+		}
+	}
+}
+
+// bufferFailureBody reads a small failed body into memory so that its
+// connection goes back to the pool while the retry waits. A body larger than
+// maxFailureBody stays open and is closed when the call finishes.
+func bufferFailureBody(resp *http.Response) {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, maxFailureBody+1))
+	if err == nil && len(buf) <= maxFailureBody {
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(buf))
+		resp.ContentLength = int64(len(buf))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(buf)))
+		return
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), resp.Body), resp.Body}
+}
+
+// drainClose reads a little of body so its connection can be reused, then
+// closes it.
+func drainClose(body io.ReadCloser) {
+	if body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, body, 4<<10)
+	_ = body.Close()
+}
+
+// hedgePolicy hedges HTTP attempts: losing responses are closed and the
+// winning response's context stays alive until its body is closed.
+func hedgePolicy(h *hedge.Hedger) resilience.Policy[*http.Response] {
+	return hedge.PolicyWith(h, hedge.Results[*http.Response]{
+		Discard: func(resp *http.Response) {
+			if resp != nil {
+				drainClose(resp.Body)
+			}
+		},
+		Retain: func(resp *http.Response, release context.CancelFunc) *http.Response {
+			if resp == nil || resp.Body == nil {
+				release()
+				return resp
+			}
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: release}
+			return resp
+		},
+	})
+}
