@@ -1,6 +1,17 @@
 package resilience
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrRejected is wrapped by every error a policy returns when it refuses a
+// call without running it: an open breaker, a full bulkhead, a rate limit,
+// an adaptive concurrency limit. errors.Is(err, ErrRejected) tells load
+// shedding apart from a failure of the call itself. The retry policy does
+// not retry a rejection by default: retrying into an overload adds load,
+// and an open breaker stays open for longer than a backoff.
+var ErrRejected = errors.New("rejected")
 
 // Func is a call that a [Policy] guards. It should honour ctx: policies
 // cancel ctx to abandon an attempt (a timeout, a losing hedge).
@@ -39,3 +50,12 @@ func Chain[T any](policies ...Policy[T]) Policy[T] {
 func Do[T any](ctx context.Context, fn Func[T], policies ...Policy[T]) (T, error) {
 	return Chain(policies...)(fn)(ctx)
 }
+
+// NewRejection returns an error whose text is msg and which matches
+// [ErrRejected] under errors.Is. Policies use it for their sentinels.
+func NewRejection(msg string) error { return &rejection{msg: msg} }
+
+type rejection struct{ msg string }
+
+func (e *rejection) Error() string { return e.msg }
+func (e *rejection) Unwrap() error { return ErrRejected }

@@ -88,3 +88,16 @@ func BenchmarkChain(b *testing.B) {
 		_, _ = fn(ctx)
 	}
 }
+
+func TestNewRejection(t *testing.T) {
+	err := resilience.NewRejection("pool: full")
+	if err.Error() != "pool: full" {
+		t.Errorf("Error() = %q, want %q", err.Error(), "pool: full")
+	}
+	if !errors.Is(err, resilience.ErrRejected) {
+		t.Error("errors.Is(NewRejection(...), ErrRejected) = false, want true")
+	}
+	if errors.Is(errors.New("boom"), resilience.ErrRejected) {
+		t.Error("a plain error matches ErrRejected")
+	}
+}

@@ -2,7 +2,6 @@ package bulkhead
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,8 +13,9 @@ import (
 // ErrFull reports that a call was turned away: every slot was busy and the
 // queue was full (or absent), or the caller waited MaxWait without getting a
 // slot. The MaxWait case returns an error that wraps ErrFull and names the
-// wait, so errors.Is(err, ErrFull) holds for both.
-var ErrFull = errors.New("bulkhead: full")
+// wait, so errors.Is(err, ErrFull) holds for both. ErrFull wraps
+// resilience.ErrRejected.
+var ErrFull = resilience.NewRejection("bulkhead: full")
 
 // Config sizes a [Bulkhead]. The zero Config is invalid because
 // MaxConcurrent has no sensible default: it must fit the dependency.

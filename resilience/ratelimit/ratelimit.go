@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -15,7 +14,7 @@ import (
 // the token would come after the context's deadline, and [Policy] when the
 // bucket is empty. Test for it with errors.Is; use errors.As with
 // [*LimitedError] to learn when to retry.
-var ErrLimited = errors.New("ratelimit: rate limit exceeded")
+var ErrLimited = resilience.NewRejection("ratelimit: rate limit exceeded")
 
 // InfDuration is the delay reported for a request that can never succeed
 // because it asks for more tokens than Burst.

@@ -128,7 +128,9 @@ type Config struct {
 	Backoff Backoff
 
 	// Retryable reports whether an attempt's error is worth another
-	// attempt. Nil retries every error. Whatever it says, errors wrapped
+	// attempt. Nil retries every error except a rejection by another policy
+	// (errors.Is(err, resilience.ErrRejected): an open breaker, a full
+	// bulkhead, a rate limit), which only adds load. Whatever it says, errors wrapped
 	// with Permanent are never retried, and nothing is retried once the
 	// context passed to Do is done (the caller cancelled or its deadline
 	// passed), so Retryable need not check for those.
@@ -351,7 +353,10 @@ func (r *Retry) shouldRetry(err error) bool {
 	if errors.As(err, &p) {
 		return false
 	}
-	return r.retryable == nil || r.retryable(err)
+	if r.retryable == nil {
+		return !errors.Is(err, resilience.ErrRejected)
+	}
+	return r.retryable(err)
 }
 
 // fits reports whether an attempt started after delay can finish before

@@ -682,3 +682,34 @@ func BenchmarkDoSuccessBudget(b *testing.B) {
 		_, _ = Do(ctx, r, succeed)
 	}
 }
+
+func TestRejectionsNotRetriedByDefault(t *testing.T) {
+	tests := []struct {
+		name      string
+		retryable func(error) bool
+		want      int
+	}{
+		{name: "default classifier", retryable: nil, want: 1},
+		{name: "custom classifier decides", retryable: func(error) bool { return true }, want: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New(Config{MaxAttempts: 3, Backoff: Backoff{Base: time.Nanosecond, Max: time.Nanosecond}, Retryable: tt.retryable})
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			rejected := fmt.Errorf("pool: %w", resilience.NewRejection("full"))
+			_, err = Do(context.Background(), r, func(context.Context) (int, error) {
+				calls++
+				return 0, rejected
+			})
+			if calls != tt.want {
+				t.Errorf("calls = %d, want %d", calls, tt.want)
+			}
+			if !errors.Is(err, resilience.ErrRejected) {
+				t.Errorf("Do() error = %v, want one matching resilience.ErrRejected", err)
+			}
+		})
+	}
+}
