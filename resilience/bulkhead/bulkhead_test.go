@@ -87,7 +87,7 @@ func TestAcquireNoQueueRejectsAtOnce(t *testing.T) {
 	}
 	defer p.Release()
 	_, err = b.Acquire(t.Context())
-	if err != ErrFull {
+	if !errors.Is(err, ErrFull) {
 		t.Fatalf("Acquire() on a full bulkhead = %v, want ErrFull", err)
 	}
 }
@@ -139,7 +139,7 @@ func TestQueueFull(t *testing.T) {
 		queued := startAcquire(t.Context(), b)
 		synctest.Wait()
 		_, err := b.Acquire(t.Context())
-		if err != ErrFull {
+		if !errors.Is(err, ErrFull) {
 			t.Fatalf("Acquire() with a full queue = %v, want ErrFull", err)
 		}
 		p.Release()
@@ -161,7 +161,7 @@ func TestMaxWait(t *testing.T) {
 		defer p.Release()
 		start := time.Now()
 		_, err := b.Acquire(t.Context())
-		if !errors.Is(err, ErrFull) || err == ErrFull {
+		if !errors.Is(err, ErrFull) || err == ErrFull { //nolint:errorlint // the MaxWait error must wrap ErrFull, not be it
 			t.Fatalf("Acquire() after MaxWait = %v, want a wrapped ErrFull", err)
 		}
 		if !strings.Contains(err.Error(), "100ms") {
@@ -247,7 +247,7 @@ func TestContextEndsWhileQueued(t *testing.T) {
 				}
 				tt.end(cancel)
 				r := <-queued
-				if r.err != tt.wantErr {
+				if !errors.Is(r.err, tt.wantErr) {
 					t.Fatalf("Acquire() = %v, want %v", r.err, tt.wantErr)
 				}
 				if got := time.Since(start); got != tt.wantAt {
@@ -301,7 +301,7 @@ func TestGrantRacesCancel(t *testing.T) {
 				synctest.Wait()
 				tt.first(cancel, &holder)
 				r1 := <-first
-				if r1.err != tt.wantFirst {
+				if !errors.Is(r1.err, tt.wantFirst) {
 					t.Fatalf("first Acquire() = %v, want %v", r1.err, tt.wantFirst)
 				}
 				r1.p.Release()
@@ -495,7 +495,7 @@ func TestPolicy(t *testing.T) {
 		}()
 		synctest.Wait()
 		v, err := call(t.Context())
-		if v != 0 || err != ErrFull {
+		if v != 0 || !errors.Is(err, ErrFull) {
 			t.Fatalf("call() while the slot is held = %d, %v; want 0, ErrFull", v, err)
 		}
 		close(block)

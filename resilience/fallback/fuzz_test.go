@@ -21,7 +21,7 @@ func FuzzConfig(f *testing.F) {
 			cfg.Func = func(context.Context, error) (int, error) { return 1000, nil }
 		}
 		fb, err := New(cfg)
-		if valid := !(hasFunc && value != 0); valid != (err == nil) {
+		if valid := !hasFunc || value == 0; valid != (err == nil) {
 			t.Fatalf("New(Value %d, Func set %v) = %v, want valid=%v", value, hasFunc, err, valid)
 		}
 		if err != nil {

@@ -340,7 +340,7 @@ func TestDo(t *testing.T) {
 				if v != tt.wantV || !errors.Is(err, tt.wantErr) {
 					t.Errorf("Do() = %v, %v; want %v, %v", v, err, tt.wantV, tt.wantErr)
 				}
-				if tt.wantErr != nil && err != tt.wantErr {
+				if tt.wantErr != nil && err != tt.wantErr { //nolint:errorlint // returned unwrapped, by contract
 					t.Errorf("Do() error = %#v, want it unwrapped: %#v", err, tt.wantErr)
 				}
 				if at != tt.wantAt {
@@ -397,7 +397,7 @@ func TestDoCallerCancel(t *testing.T) {
 				ctx, cancel := tt.ctx(t.Context())
 				defer cancel()
 				v, err := Do(ctx, h, s.fn)
-				if v != 0 || err != tt.wantErr {
+				if v != 0 || err != tt.wantErr { //nolint:errorlint // returned unwrapped, by contract
 					t.Errorf("Do() = %v, %v; want 0, %v", v, err, tt.wantErr)
 				}
 				if at := s.since(); at != 25*ms {
@@ -419,7 +419,7 @@ func TestDoCallerCancelStopsFurtherHedges(t *testing.T) {
 		s := newScript(t, step{lat: time.Hour}, step{lat: time.Hour})
 		ctx, cancel := context.WithTimeout(t.Context(), 15*ms)
 		defer cancel()
-		if _, err := Do(ctx, h, s.fn); err != context.DeadlineExceeded {
+		if _, err := Do(ctx, h, s.fn); err != context.DeadlineExceeded { //nolint:errorlint // ctx.Err() itself, by contract
 			t.Errorf("Do() error = %v, want %v", err, context.DeadlineExceeded)
 		}
 		time.Sleep(time.Second)
@@ -439,7 +439,7 @@ func TestDoEndedContext(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		s := newScript(t)
-		if _, err := Do(ctx, h, s.fn); err != context.Canceled {
+		if _, err := Do(ctx, h, s.fn); err != context.Canceled { //nolint:errorlint // ctx.Err() itself, by contract
 			t.Errorf("Do() error = %v, want %v", err, context.Canceled)
 		}
 		if got := len(s.log()); got != 0 {
@@ -466,7 +466,7 @@ func TestDoAttemptFailsBecauseCallerCancelled(t *testing.T) {
 			<-actx.Done()
 			return 0, fmt.Errorf("wrapped: %w", actx.Err())
 		}
-		if _, err := Do(ctx, h, fn); err != context.Canceled {
+		if _, err := Do(ctx, h, fn); err != context.Canceled { //nolint:errorlint // ctx.Err() itself, by contract
 			t.Errorf("Do() error = %v, want %v", err, context.Canceled)
 		}
 	})
@@ -490,7 +490,7 @@ func TestCancelRacingSuccess(t *testing.T) {
 			v, err := DoWith(ctx, h, fn, Results[int]{Discard: func(int) { discarded.Add(1) }})
 			synctest.Wait()
 			returned := v == 1 && err == nil
-			dropped := v == 0 && err == context.Canceled && discarded.Load() == 1
+			dropped := v == 0 && errors.Is(err, context.Canceled) && discarded.Load() == 1
 			if returned == dropped || (returned && discarded.Load() != 0) {
 				t.Errorf("run %d: DoWith() = %v, %v with %d discarded; want 1, nil or 0, Canceled and 1 discarded",
 					i, v, err, discarded.Load())

@@ -233,8 +233,9 @@ func TestKeyedEvictedKeyStartsFull(t *testing.T) {
 	if got := k.checkShards(t); got != 1 {
 		t.Fatalf("entries = %d, want 1", got)
 	}
-	if !k.Allow("a") || !k.Allow("a") || k.Allow("a") {
-		t.Error("evicted key a did not come back with exactly Burst tokens")
+	first, second, third := k.Allow("a"), k.Allow("a"), k.Allow("a")
+	if !first || !second || third {
+		t.Errorf("Allow(a) three times after eviction = %v, %v, %v; want true, true, false (exactly Burst tokens)", first, second, third)
 	}
 }
 

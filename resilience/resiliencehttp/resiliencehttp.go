@@ -49,7 +49,7 @@ func (e *StatusError) Error() string {
 
 // RetryAfter returns the delay the server asked for with a Retry-After
 // header on a 429 or 503 response. It makes StatusError satisfy
-// retry.RetryAfterer.
+// retry.AfterHint.
 func (e *StatusError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.hasAfter }
 
 // Config configures a [Transport]. The zero Config is valid: it sends

@@ -22,7 +22,7 @@
 // [Permanent], and never once the caller's own context is done. An attempt
 // that ends because its PerAttemptTimeout expired is retried; the caller's
 // deadline expiring is not. A failed attempt whose error carries a server's
-// Retry-After (see [RetryAfterer] and [ParseRetryAfter]) waits at least that
+// Retry-After (see [AfterHint] and [ParseRetryAfter]) waits at least that
 // long before the next attempt.
 //
 // What is returned: the first success; a non-retryable error exactly as fn

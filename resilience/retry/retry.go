@@ -219,12 +219,12 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// RetryAfterer is implemented by errors that carry a server's request to
+// AfterHint is implemented by errors that carry a server's request to
 // wait before retrying, such as an HTTP 429 or 503 with a Retry-After header
 // (see [ParseRetryAfter]). Do finds it with errors.As anywhere in an
 // attempt's error chain and waits max(backoff, RetryAfter()) before the next
 // attempt; ok = false or a non-positive duration means no hint.
-type RetryAfterer interface {
+type AfterHint interface {
 	RetryAfter() (d time.Duration, ok bool)
 }
 
@@ -232,12 +232,12 @@ type RetryAfterer interface {
 type Reason int
 
 const (
-	// ReasonAttempts: the last of Config.MaxAttempts attempts failed.
+	// ReasonAttempts means the last of Config.MaxAttempts attempts failed.
 	ReasonAttempts Reason = iota + 1
-	// ReasonDeadline: the next attempt could not finish before the caller's
+	// ReasonDeadline means the next attempt could not finish before the caller's
 	// deadline after waiting its backoff or the server's Retry-After.
 	ReasonDeadline
-	// ReasonBudget: the retry budget refused the retry.
+	// ReasonBudget means the retry budget refused the retry.
 	ReasonBudget
 )
 
@@ -307,7 +307,7 @@ func Do[T any](ctx context.Context, r *Retry, fn resilience.Func[T]) (T, error) 
 			return v, &ExhaustedError{Attempts: attempt, Last: err, Reason: ReasonAttempts}
 		}
 		delay := r.Backoff(attempt - 1)
-		var ra RetryAfterer
+		var ra AfterHint
 		if errors.As(err, &ra) {
 			if d, ok := ra.RetryAfter(); ok && d > delay {
 				delay = d

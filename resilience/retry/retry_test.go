@@ -28,7 +28,7 @@ type retryAfterError struct {
 func (e retryAfterError) Error() string                     { return fmt.Sprintf("throttled for %v", e.d) }
 func (e retryAfterError) RetryAfter() (time.Duration, bool) { return e.d, e.ok }
 
-var _ RetryAfterer = retryAfterError{}
+var _ AfterHint = retryAfterError{}
 
 // mustNew builds a Retry whose jitter always draws rnd, so that delays are
 // exactly rnd·ceiling.
@@ -241,7 +241,7 @@ func TestDo(t *testing.T) {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Do() error = %v, want one matching %v", err, tt.wantErr)
 				}
-				if tt.wantSame && err != tt.wantErr {
+				if tt.wantSame && err != tt.wantErr { //nolint:errorlint // returned as is, not wrapped
 					t.Errorf("Do() error = %#v, want exactly %#v", err, tt.wantErr)
 				}
 				var ex *ExhaustedError
@@ -254,7 +254,9 @@ func TestDo(t *testing.T) {
 					}
 					return
 				}
-				if diff := cmp.Diff(*ex, ExhaustedError{Attempts: tt.wantCalls, Last: tt.errs[tt.wantCalls-1], Reason: tt.wantReason}, cmp.Comparer(func(a, b error) bool { return a == b })); diff != "" {
+				// Last must be the attempt's error itself, not a wrapper of it.
+				sameErr := cmp.Comparer(func(a, b error) bool { return a == b }) //nolint:errorlint // identity is the point
+				if diff := cmp.Diff(*ex, ExhaustedError{Attempts: tt.wantCalls, Last: tt.errs[tt.wantCalls-1], Reason: tt.wantReason}, sameErr); diff != "" {
 					t.Errorf("ExhaustedError (-got +want):\n%s", diff)
 				}
 				if !errors.Is(err, ErrExhausted) {
@@ -279,7 +281,7 @@ func TestExhaustedError(t *testing.T) {
 	if errors.Is(err, context.Canceled) {
 		t.Errorf("errors.Is(err, context.Canceled) = true, want false")
 	}
-	if got := errors.Unwrap(err); got != last {
+	if got := errors.Unwrap(err); got != last { //nolint:errorlint // Unwrap must give the last error itself
 		t.Errorf("Unwrap() = %v, want %v", got, last)
 	}
 	for _, tt := range []struct {
@@ -364,7 +366,7 @@ func TestDoRetryAfterBeyondDeadlineStops(t *testing.T) {
 		start := time.Now()
 		_, err = Do(ctx, r, script(&calls, throttled, throttled))
 		var ex *ExhaustedError
-		if !errors.As(err, &ex) || ex.Reason != ReasonDeadline || ex.Attempts != 1 || ex.Last != throttled {
+		if !errors.As(err, &ex) || ex.Reason != ReasonDeadline || ex.Attempts != 1 || ex.Last != throttled { //nolint:errorlint // Last is the attempt error itself
 			t.Fatalf("Do() error = %v, want an ExhaustedError after 1 attempt for the deadline, last %v", err, throttled)
 		}
 		if elapsed := time.Since(start); elapsed != 0 {
@@ -462,7 +464,7 @@ func TestDoPerAttemptTimeout(t *testing.T) {
 				}
 				var ex *ExhaustedError
 				if tt.wantReason == 0 {
-					if err != context.DeadlineExceeded {
+					if err != context.DeadlineExceeded { //nolint:errorlint // the caller deadline error itself
 						t.Errorf("Do() error = %v, want context.DeadlineExceeded as is", err)
 					}
 					return
@@ -509,7 +511,7 @@ func TestDoCallerCancellation(t *testing.T) {
 				calls++
 				return 0, tt.attempt(ctx, cancel)
 			})
-			if err != tt.wantErr || calls != 1 {
+			if err != tt.wantErr || calls != 1 { //nolint:errorlint // returned as is, by contract
 				t.Errorf("Do() = %v after %d calls, want %v as is after 1 call", err, calls, tt.wantErr)
 			}
 		})

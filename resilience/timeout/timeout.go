@@ -77,11 +77,11 @@ func run[T any](ctx context.Context, t *Timeout, fn resilience.Func[T]) (T, erro
 	cctx, cancel := context.WithTimeoutCause(ctx, t.d, t.cause)
 	defer cancel()
 	v, err := fn(cctx)
-	if err == nil || context.Cause(cctx) != error(t.cause) {
+	if err == nil || context.Cause(cctx) != error(t.cause) { //nolint:errorlint // identity: was it this policy's own deadline?
 		return v, err
 	}
 	var zero T
-	if err == context.DeadlineExceeded || err == error(t.cause) {
+	if err == context.DeadlineExceeded || err == error(t.cause) { //nolint:errorlint // fn returned ctx's own error unwrapped
 		return zero, t.cause
 	}
 	return zero, fmt.Errorf("%w: %w", t.cause, err)
