@@ -192,7 +192,7 @@ func TestHTTPBreakerOpensOnServerErrors(t *testing.T) {
 	defer up.Close()
 	b := must(breaker.New(breaker.Config{ConsecutiveFailures: 3, OpenDuration: time.Minute}))
 	tr := must(resiliencehttp.New(resiliencehttp.Config{
-		Policies: []resilience.Policy[*http.Response]{breaker.Policy[*http.Response](b)}, //nolint:bodyclose // a policy, not a response
+		Policies: []resilience.Policy[*http.Response]{breaker.Policy[*http.Response](b)},
 	}))
 	client := &http.Client{Transport: tr}
 	defer client.CloseIdleConnections()
