@@ -11,6 +11,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/sony/gobreaker/v2"
 	zerobreaker "github.com/zeromicro/go-zero/core/breaker"
+	"github.com/zeromicro/go-zero/core/logx"
 	"golang.org/x/time/rate"
 
 	"github.com/rampart-ha/rampart/resilience"
@@ -24,6 +25,14 @@ import (
 // prints the libraries side by side with ratios against rampart's column.
 // Every benchmark measures the success path: the call succeeds and every
 // policy admits it.
+
+// TestMain silences go-zero's once-a-minute stat log, which would otherwise
+// land in the middle of benchmark lines.
+func TestMain(m *testing.M) {
+	logx.DisableStat()
+	logx.Disable()
+	m.Run()
+}
 
 func ok() (any, error)                   { return nil, nil }
 func okErr() error                       { return nil }
