@@ -15,6 +15,10 @@ var ErrRejected = errors.New("rejected")
 
 // Func is a call that a [Policy] guards. It should honour ctx: policies
 // cancel ctx to abandon an attempt (a timeout, a losing hedge).
+//
+// The zero value (nil) is not callable. A Func is called once per attempt,
+// and a hedging policy runs attempts of the same call at once, so a Func
+// that may be hedged must be safe for concurrent use.
 type Func[T any] func(ctx context.Context) (T, error)
 
 // Policy decorates next with one resilience behaviour and returns the

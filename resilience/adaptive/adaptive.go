@@ -47,7 +47,8 @@ func DefaultQueueSize(limit int) int {
 }
 
 // Config configures a [Limiter]. The zero value is valid and gives the
-// defaults documented on each field.
+// defaults documented on each field. A Config is a plain value that New
+// copies.
 type Config struct {
 	// InitialLimit is the limit before any sample has been seen. Zero means
 	// DefaultInitialLimit (20), clamped into [MinLimit, MaxLimit].
@@ -236,7 +237,8 @@ func (l *Limiter) Limit() int { return int(l.limit.Load()) }
 func (l *Limiter) InFlight() int { return int(l.inFlight.Load()) }
 
 // Metrics is a point-in-time snapshot of a [Limiter]. The zero value is an
-// empty snapshot.
+// empty snapshot. It is a plain value, safe to copy and to share once
+// returned.
 type Metrics struct {
 	Limit    int    // current limit
 	InFlight int    // admitted calls not yet released

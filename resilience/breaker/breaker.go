@@ -236,8 +236,9 @@ func (b *Breaker) State() State { return stateOf(b.state.Load()) }
 
 // Permit is the right to make one call, returned by [Breaker.Allow]. Report
 // the call's result with [Permit.Done] exactly once. A Permit is a small
-// value: copy it freely, but call Done on one copy only. The zero Permit's
-// Done does nothing.
+// value: copy it freely, but call Done on one copy only. Done may run on any
+// goroutine, not only the one that called Allow. The zero Permit's Done does
+// nothing.
 //
 // A half-open probe whose Permit is never finished keeps its probe slot until
 // the next transition (Reset, ForceOpen, Disable), so finish every Permit,
@@ -581,7 +582,8 @@ func (b *Breaker) Disable() { b.transition(anyState, StateDisabled) }
 func (b *Breaker) Reset() { b.transition(anyState, StateClosed) }
 
 // Snapshot is a point-in-time view of a breaker, for metrics and admin
-// pages. The zero value describes a fresh closed breaker.
+// pages. The zero value describes a fresh closed breaker. It is a plain
+// value, safe to copy and to share once returned.
 type Snapshot struct {
 	State State
 	// Calls, Failures and SlowCalls are the window totals. In

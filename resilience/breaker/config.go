@@ -76,7 +76,9 @@ const (
 const MaxHalfOpenProbes = 1<<16 - 1
 
 // Config configures a [Breaker]. The zero value is a usable configuration:
-// every zero field means the default documented on it.
+// every zero field means the default documented on it. A Config is a plain
+// value that New copies; its functions are called by the breaker as
+// documented on each.
 type Config struct {
 	// Mode selects the classic breaker (ModeTrip, the zero value) or SRE
 	// adaptive throttling (ModeThrottle).
@@ -153,7 +155,9 @@ type Config struct {
 
 	// Classify maps a call's error to its outcome. Nil means
 	// [DefaultClassify]. Values other than Success, Failure and Ignored
-	// count as Failure.
+	// count as Failure. It runs in Permit.Done, on the caller's goroutine
+	// and concurrently with other calls, so it must be safe for concurrent
+	// use.
 	Classify func(error) Outcome
 
 	// OnStateChange, when not nil, is called after each state change. Calls

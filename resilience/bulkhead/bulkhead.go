@@ -18,7 +18,8 @@ import (
 var ErrFull = resilience.NewRejection("bulkhead: full")
 
 // Config sizes a [Bulkhead]. The zero Config is invalid because
-// MaxConcurrent has no sensible default: it must fit the dependency.
+// MaxConcurrent has no sensible default: it must fit the dependency. A
+// Config is a plain value that New copies.
 type Config struct {
 	// MaxConcurrent is how many calls may hold a slot at once. It must be
 	// > 0; zero is an error.
@@ -109,7 +110,8 @@ func (c Config) validate() error {
 // Release is idempotent on one Permit variable: it clears the variable, so
 // `defer p.Release()` next to an early explicit p.Release() is safe. A copy
 // of a Permit is a second handle on the same slot, so release through one
-// copy only.
+// copy only. A Permit is not safe for concurrent use: Release it from one
+// goroutine (any one, not necessarily the one that acquired it).
 type Permit struct {
 	b *Bulkhead
 }
@@ -313,7 +315,8 @@ func (b *Bulkhead) unlinkLocked(w *waiter) {
 }
 
 // Metrics is a snapshot of a Bulkhead's state and counters. The zero value
-// is an idle Bulkhead that has never rejected anything.
+// is an idle Bulkhead that has never rejected anything. It is a plain value,
+// safe to copy and to share once returned.
 type Metrics struct {
 	// InFlight is the number of held slots, including slots already handed
 	// to a waiter that has not resumed yet.

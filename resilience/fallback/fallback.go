@@ -17,7 +17,9 @@ var ErrForced = errors.New("fallback: forced")
 
 // Config configures a [Fallback]. Set Value or Func, not both. The zero
 // Config is valid: it answers every handled failure with T's zero value and
-// a nil error (an empty result instead of an error page).
+// a nil error (an empty result instead of an error page). A Config is a
+// plain value that New copies; its functions must be safe for concurrent
+// use.
 type Config[T any] struct {
 	// Value is what a fallback call returns, with a nil error, when Func is
 	// nil. Its zero value is a valid fallback: T's zero value.

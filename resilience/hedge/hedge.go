@@ -34,6 +34,12 @@ var (
 // minWindow keeps the estimator's slots long enough to mean something.
 const minWindow = time.Millisecond
 
+// maxMaxHedges bounds Config.MaxHedges. Every call allocates room for all its
+// attempts up front, so an unbounded value could exhaust memory on the
+// first call; and each hedge is a whole extra request, so beyond a few they
+// add load far faster than they cut latency.
+const maxMaxHedges = 16
+
 // Budget rations hedges, which are extra load, and can be shared by many
 // callers (and with retries). Every call to Do deposits once; every hedge
 // withdraws once, and a false Withdraw means the hedge is not sent.
@@ -44,7 +50,8 @@ type Budget interface {
 }
 
 // Config configures a [Hedger]. The zero value is a valid configuration: one
-// hedge after a fixed [DefaultDelay], with no budget.
+// hedge after a fixed [DefaultDelay], with no budget. A Config is a plain
+// value that New copies.
 type Config struct {
 	// Delay is how long an attempt runs before the next hedge starts. With
 	// Quantile set it is the fallback used until the window holds
@@ -76,7 +83,7 @@ type Config struct {
 
 	// MaxHedges is the number of extra attempts per call, each started one
 	// delay after the previous attempt. Zero means DefaultMaxHedges;
-	// negative is an error.
+	// negative or more than 16 is an error.
 	MaxHedges int
 
 	// HedgeOnError starts the next hedge as soon as an attempt fails,
@@ -92,12 +99,14 @@ type Config struct {
 
 	// OnHedge, if not nil, is called on the caller's goroutine just before
 	// a hedge starts, with the hedge's number (1 for the first hedge of a
-	// call). It must not block.
+	// call). Nil means no hook. It must not block, and must be safe for
+	// concurrent use: concurrent calls hedge concurrently.
 	OnHedge func(hedge int)
 }
 
 // Metrics is a snapshot of a Hedger's counters. The zero value means
-// nothing happened yet.
+// nothing happened yet. It is a plain value, safe to copy and to share once
+// returned.
 type Metrics struct {
 	// Calls counts calls to Do, DoWith and the Funcs of Policy.
 	Calls uint64
@@ -185,8 +194,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: MinSamples must be >= 0, got %d", ErrInvalidConfig, c.MinSamples)
 	case c.Window < minWindow:
 		return fmt.Errorf("%w: Window must be >= %v, got %v", ErrInvalidConfig, minWindow, c.Window)
-	case c.MaxHedges < 0:
-		return fmt.Errorf("%w: MaxHedges must be >= 0, got %d", ErrInvalidConfig, c.MaxHedges)
+	case c.MaxHedges < 0 || c.MaxHedges > maxMaxHedges:
+		return fmt.Errorf("%w: MaxHedges must be in [0, %d], got %d", ErrInvalidConfig, maxMaxHedges, c.MaxHedges)
 	}
 	return nil
 }
@@ -228,6 +237,8 @@ func (h *Hedger) currentDelay(now time.Time) time.Duration {
 
 // Results says what happens to attempt results beyond the one Do returns.
 // The zero value discards nothing and cancels the winner's ctx on return.
+// Results is a plain value. Discard runs on the attempts' goroutines, so
+// it must be safe for concurrent use; Retain runs on the caller's.
 type Results[T any] struct {
 	// Discard, if not nil, receives every successful result that is not
 	// returned: an attempt that succeeded after another had won, or after

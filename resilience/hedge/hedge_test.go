@@ -871,7 +871,9 @@ func TestNew(t *testing.T) {
 		{name: "negative MinSamples", cfg: Config{MinSamples: -1}, wantErr: "MinSamples must be >= 0, got -1"},
 		{name: "negative Window", cfg: Config{Window: -time.Second}, wantErr: "Window must be >= 1ms, got -1s"},
 		{name: "tiny Window", cfg: Config{Window: time.Microsecond}, wantErr: "Window must be >= 1ms, got 1µs"},
-		{name: "negative MaxHedges", cfg: Config{MaxHedges: -2}, wantErr: "MaxHedges must be >= 0, got -2"},
+		{name: "negative MaxHedges", cfg: Config{MaxHedges: -2}, wantErr: "MaxHedges must be in [0, 16], got -2"},
+		{name: "most MaxHedges", cfg: Config{MaxHedges: 16}},
+		{name: "huge MaxHedges", cfg: Config{MaxHedges: 1 << 40}, wantErr: "MaxHedges must be in [0, 16], got 1099511627776"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

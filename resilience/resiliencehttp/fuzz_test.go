@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ func FuzzBodyReplay(f *testing.F) {
 	f.Add([]byte("hello"), int64(5), uint8(2), false)
 	f.Add([]byte{}, int64(-1), uint8(3), true)
 	f.Add(bytes.Repeat([]byte("x"), 1000), int64(999), uint8(1), false)
+	f.Add([]byte("hello"), int64(math.MaxInt64), uint8(1), false)
 	f.Fuzz(func(t *testing.T, body []byte, maxReplay int64, failures uint8, withGetBody bool) {
 		failures %= 4
 		var got [][]byte
@@ -77,6 +79,37 @@ func FuzzBodyReplay(f *testing.F) {
 			if !bytes.Equal(b, body) {
 				t.Fatalf("attempt %d sent %d bytes, want the whole %d-byte body", i+1, len(b), len(body))
 			}
+		}
+	})
+}
+
+// FuzzConfig checks New's validation: a negative PerTryTimeout is the only
+// invalid field, and its error names the package, the field and the value.
+func FuzzConfig(f *testing.F) {
+	f.Add(int64(0), int64(0))
+	f.Add(int64(-1), int64(time.Second))
+	f.Add(int64(math.MaxInt64), int64(0))
+	f.Add(int64(0), int64(-1))
+	f.Add(int64(math.MinInt64), int64(math.MinInt64))
+	f.Fuzz(func(t *testing.T, maxReplay, perTry int64) {
+		cfg := Config{MaxReplayBytes: maxReplay, PerTryTimeout: time.Duration(perTry)}
+		tr, err := New(cfg)
+		if perTry < 0 {
+			want := "resiliencehttp: PerTryTimeout must be >= 0, got " + time.Duration(perTry).String()
+			if tr != nil || err == nil || err.Error() != want {
+				t.Fatalf("New(%+v) = %v, %v; want nil, %q", cfg, tr, err, want)
+			}
+			return
+		}
+		if err != nil || tr == nil {
+			t.Fatalf("New(%+v) = %v, %v; want a Transport, nil", cfg, tr, err)
+		}
+		wantReplay := maxReplay
+		if wantReplay == 0 {
+			wantReplay = DefaultMaxReplayBytes
+		}
+		if tr.maxReplay != wantReplay || tr.perTry != cfg.PerTryTimeout || tr.base == nil || tr.isFailure == nil {
+			t.Fatalf("New(%+v) = %+v; want maxReplay %d, perTry %v and non-nil defaults", cfg, tr, wantReplay, cfg.PerTryTimeout)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -35,6 +36,10 @@ var ErrPerTryTimeout = errors.New("resiliencehttp: per-try timeout")
 // Config.IsFailure classifies as failed (by default 5xx and 429). The chain
 // sees it as an error; RoundTrip returns its Response, not the error, when
 // it is the final outcome.
+//
+// StatusErrors are made by the Transport; the zero value has no Response
+// and is not meaningful. Its methods may be called from any goroutine, but
+// its Response body is read, like any response body, by one goroutine.
 type StatusError struct {
 	// Response is the failed response. Its body is readable.
 	Response *http.Response
@@ -54,7 +59,8 @@ func (e *StatusError) RetryAfter() (time.Duration, bool) { return e.retryAfter, 
 
 // Config configures a [Transport]. The zero Config is valid: it sends
 // requests through http.DefaultTransport with no policies, which still
-// classifies statuses and buffers bodies but changes nothing else.
+// classifies statuses and buffers bodies but changes nothing else. A Config
+// is a plain value that New copies.
 type Config struct {
 	// Base sends each attempt. Nil means http.DefaultTransport.
 	Base http.RoundTripper
@@ -71,7 +77,9 @@ type Config struct {
 	// reading the body is bounded by the request's own context. Zero means
 	// no per-try bound. Negative is an error.
 	PerTryTimeout time.Duration
-	// IsFailure classifies a response. Nil means 5xx and 429 are failures.
+	// IsFailure classifies a response. Nil means 5xx and 429 are failures
+	// ([DefaultIsFailure]). It is called for every attempt, concurrently for
+	// concurrent requests, and must be safe for concurrent use.
 	IsFailure func(*http.Response) bool
 	// Hedge, if not nil, hedges idempotent requests with replayable bodies:
 	// it runs innermost, next to the round trip, so that each retry may
@@ -162,6 +170,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		resp = nil
 	}
+	c.closeUnsentBody()
 	c.finish(resp)
 	return resp, err
 }
@@ -178,8 +187,12 @@ type call struct {
 	onceBody   io.ReadCloser                 // a body too large to buffer, sent once
 	replayable bool
 
-	mu        sync.Mutex
-	attempts  int
+	mu sync.Mutex
+	// onceTaken hands onceBody to exactly one owner: the first attempt, or
+	// RoundTrip closing it when no attempt ran (a breaker, bulkhead or rate
+	// limit refused the call), because a RoundTripper must always close the
+	// request body.
+	onceTaken bool
 	responses []*http.Response // every response an attempt produced
 }
 
@@ -196,7 +209,14 @@ func (c *call) prepareBody() error {
 	case c.t.maxReplay < 0:
 		c.onceBody = req.Body
 	default:
-		buf, err := io.ReadAll(io.LimitReader(req.Body, c.t.maxReplay+1))
+		// One byte past the bound tells a body that fits from one that does
+		// not; at math.MaxInt64 the +1 would wrap to a negative limit, read
+		// nothing and send an empty body.
+		limit := c.t.maxReplay
+		if limit < math.MaxInt64 {
+			limit++
+		}
+		buf, err := io.ReadAll(io.LimitReader(req.Body, limit))
 		if err != nil {
 			_ = req.Body.Close()
 			return fmt.Errorf("resiliencehttp: reading request body: %w", err)
@@ -222,8 +242,8 @@ func (c *call) prepareBody() error {
 // be retried: anything that must not be sent again is wrapped as permanent.
 func (c *call) attempt(ctx context.Context) (*http.Response, error) {
 	c.mu.Lock()
-	c.attempts++
-	n := c.attempts
+	first := !c.onceTaken
+	c.onceTaken = true
 	c.mu.Unlock()
 
 	out := c.req.WithContext(ctx)
@@ -235,7 +255,7 @@ func (c *call) attempt(ctx context.Context) (*http.Response, error) {
 		}
 		out.Body, out.GetBody = body, c.getBody
 	case c.onceBody != nil:
-		if n > 1 {
+		if !first {
 			return nil, retry.Permanent(errors.New("resiliencehttp: request body too large to replay"))
 		}
 		out.Body, out.GetBody = c.onceBody, nil
@@ -330,6 +350,20 @@ func (b *cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
+}
+
+// closeUnsentBody closes a body that cannot be replayed if no attempt took it.
+func (c *call) closeUnsentBody() {
+	if c.onceBody == nil {
+		return
+	}
+	c.mu.Lock()
+	unsent := !c.onceTaken
+	c.onceTaken = true
+	c.mu.Unlock()
+	if unsent {
+		_ = c.onceBody.Close()
+	}
 }
 
 func (c *call) track(resp *http.Response) {

@@ -198,6 +198,42 @@ func TestBodyAboveBoundIsSentOnceAndWhole(t *testing.T) {
 	}
 }
 
+// A RoundTripper must close the request body even when it sends nothing:
+// a body too large to replay used to stay open when a policy refused the
+// call before any attempt.
+func TestUnsentBodyClosedWhenPolicyRejects(t *testing.T) {
+	reject := func(next resilience.Func[*http.Response]) resilience.Func[*http.Response] {
+		return func(context.Context) (*http.Response, error) { return nil, errRejectedForTest }
+	}
+	base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		t.Error("RoundTrip sent a request the policy rejected")
+		return okResponse(r, ""), nil
+	})
+	tests := []struct {
+		name      string
+		maxReplay int64
+	}{
+		{name: "buffering off", maxReplay: -1},
+		{name: "body above the bound", maxReplay: 16},
+		{name: "body within the bound", maxReplay: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTransport(t, Config{Base: base, MaxReplayBytes: tt.maxReplay, Policies: []resilience.Policy[*http.Response]{reject}})
+			body := &trackedBody{Reader: strings.NewReader(strings.Repeat("x", 100))}
+			req, _ := http.NewRequestWithContext(testCtx(t), "PUT", "http://upstream.test/", body)
+			if _, err := tr.RoundTrip(req); !errors.Is(err, errRejectedForTest) {
+				t.Errorf("RoundTrip() error = %v, want %v", err, errRejectedForTest)
+			}
+			if !body.closed.Load() {
+				t.Error("request body left open, want it closed")
+			}
+		})
+	}
+}
+
+var errRejectedForTest = errors.New("rejected")
+
 func TestGetBodyUsedForReplay(t *testing.T) {
 	up := &script{statuses: []int{500, 200}}
 	srv := serve(t, up)

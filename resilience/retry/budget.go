@@ -22,7 +22,8 @@ var DefaultBudgetConfig = BudgetConfig{
 const budgetBuckets = 10
 
 // BudgetConfig configures a [Budget]. The zero value is
-// [DefaultBudgetConfig].
+// [DefaultBudgetConfig]. A BudgetConfig is a plain value that NewBudget
+// copies.
 type BudgetConfig struct {
 	// Ratio is the fraction of requests deposited in the last TTL that may
 	// be retried, in [0, 1]: 0.2 lets retries add at most 20% load. Zero
@@ -132,7 +133,8 @@ func (b *Budget) Withdraw() bool {
 
 // BudgetStats is a snapshot of a Budget's counters, for metrics. The
 // totals only grow, so they map to Prometheus counters; Available is a
-// gauge.
+// gauge. The zero value is what a nil *Budget reports. It is a plain value,
+// safe to copy and to share once returned.
 type BudgetStats struct {
 	Deposits    uint64 // Deposit calls since NewBudget
 	Withdrawals uint64 // Withdraw calls that succeeded

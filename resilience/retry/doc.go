@@ -19,7 +19,10 @@
 //	}
 //
 // What is retried: by default every error except one wrapped with
-// [Permanent], and never once the caller's own context is done. An attempt
+// [Permanent] and a rejection by another policy (an error matching
+// resilience.ErrRejected: an open breaker, a full bulkhead, a rate limit,
+// where a retry only adds load), and never once the caller's own context is
+// done. An attempt
 // that ends because its PerAttemptTimeout expired is retried; the caller's
 // deadline expiring is not. A failed attempt whose error carries a server's
 // Retry-After (see [AfterHint] and [ParseRetryAfter]) waits at least that

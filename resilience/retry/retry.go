@@ -115,8 +115,9 @@ func jitter(ceiling time.Duration, r float64) time.Duration {
 }
 
 // Config configures a [Retry]. The zero value is valid: three attempts,
-// [DefaultBackoff], every non-permanent error retried, no per-attempt
-// timeout, no budget.
+// [DefaultBackoff], every error retried except a [Permanent] one or a
+// rejection by another policy, no per-attempt timeout, no budget. A Config
+// is a plain value that New copies.
 type Config struct {
 	// MaxAttempts is the total number of attempts, the first included: 1
 	// disables retries. Zero means DefaultMaxAttempts (3); negative is
@@ -133,7 +134,8 @@ type Config struct {
 	// bulkhead, a rate limit), which only adds load. Whatever it says, errors wrapped
 	// with Permanent are never retried, and nothing is retried once the
 	// context passed to Do is done (the caller cancelled or its deadline
-	// passed), so Retryable need not check for those.
+	// passed), so Retryable need not check for those. It is called from
+	// every goroutine that runs Do and must be safe for concurrent use.
 	Retryable func(err error) bool
 
 	// PerAttemptTimeout bounds each attempt with its own deadline
@@ -151,8 +153,9 @@ type Config struct {
 
 	// OnRetry, if set, is called before waiting for each retry with the
 	// number of the attempt that failed (1 for the first), its error and the
-	// delay about to be slept. It runs on the caller's goroutine and delays
-	// the retry by its own duration; use it for metrics and logs.
+	// delay about to be slept. Nil means no hook. It runs on the caller's
+	// goroutine, concurrently for concurrent calls, and delays the retry by
+	// its own duration; use it for metrics and logs.
 	OnRetry func(attempt int, err error, delay time.Duration)
 }
 
@@ -228,7 +231,8 @@ type AfterHint interface {
 	RetryAfter() (d time.Duration, ok bool)
 }
 
-// Reason says why retrying stopped.
+// Reason says why retrying stopped. The zero value is not a reason Do
+// reports; it appears only in a zero [ExhaustedError].
 type Reason int
 
 const (
@@ -241,6 +245,7 @@ const (
 	ReasonBudget
 )
 
+// String describes the reason in words, for error messages.
 func (r Reason) String() string {
 	switch r {
 	case ReasonAttempts:
@@ -256,7 +261,8 @@ func (r Reason) String() string {
 // ExhaustedError is returned by Do when retrying stopped while the last
 // attempt's error was still retryable. It unwraps to Last, so errors.Is and
 // errors.As see the last attempt's error, and errors.Is(err, ErrExhausted)
-// holds. The zero value is valid but says nothing.
+// holds. The zero value is valid but says nothing. Do never modifies an
+// ExhaustedError after returning it, so it may be shared between goroutines.
 type ExhaustedError struct {
 	Attempts int    // attempts made, the first included
 	Last     error  // the last attempt's error

@@ -14,7 +14,7 @@ import (
 var ErrTimeout = errors.New("timeout: deadline exceeded")
 
 // Config configures a [Timeout]. The zero Config is invalid: a timeout with
-// no duration has no meaning.
+// no duration has no meaning. A Config is a plain value that New copies.
 type Config struct {
 	// Duration is how long each call may run. It must be > 0; zero is an
 	// error.
