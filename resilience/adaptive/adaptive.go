@@ -159,19 +159,19 @@ func newLimiter(cfg Config, now func() time.Time) (*Limiter, error) {
 
 func (c Config) withDefaults() (Config, error) {
 	if c.MinLimit < 0 {
-		return c, fmt.Errorf("adaptive: MinLimit must be > 0, got %d", c.MinLimit)
+		return c, fmt.Errorf("adaptive: MinLimit must be >= 0 (0 means the default), got %d", c.MinLimit)
 	}
 	if c.MinLimit == 0 {
 		c.MinLimit = DefaultMinLimit
 	}
 	if c.MaxLimit < 0 {
-		return c, fmt.Errorf("adaptive: MaxLimit must be > 0, got %d", c.MaxLimit)
+		return c, fmt.Errorf("adaptive: MaxLimit must be >= 0 (0 means the default), got %d", c.MaxLimit)
 	}
 	if c.MaxLimit == 0 {
 		c.MaxLimit = max(DefaultMaxLimit, c.MinLimit, c.InitialLimit)
 	}
 	if c.InitialLimit < 0 {
-		return c, fmt.Errorf("adaptive: InitialLimit must be > 0, got %d", c.InitialLimit)
+		return c, fmt.Errorf("adaptive: InitialLimit must be >= 0 (0 means the default), got %d", c.InitialLimit)
 	}
 	if c.InitialLimit == 0 {
 		c.InitialLimit = min(max(DefaultInitialLimit, c.MinLimit), c.MaxLimit)
@@ -203,9 +203,9 @@ func (c Config) validate() error {
 	case !(c.Smoothing > 0 && c.Smoothing <= 1):
 		return fmt.Errorf("adaptive: Smoothing must be in (0, 1], got %v", c.Smoothing)
 	case c.LongWindow < 0:
-		return fmt.Errorf("adaptive: LongWindow must be > 0, got %d", c.LongWindow)
+		return fmt.Errorf("adaptive: LongWindow must be >= 0 (0 means the default), got %d", c.LongWindow)
 	case c.WindowSamples < 0:
-		return fmt.Errorf("adaptive: WindowSamples must be > 0, got %d", c.WindowSamples)
+		return fmt.Errorf("adaptive: WindowSamples must be >= 0 (0 means the default), got %d", c.WindowSamples)
 	case !(c.Tolerance >= 1) || math.IsInf(c.Tolerance, 1):
 		return fmt.Errorf("adaptive: Tolerance must be a finite number >= 1, got %v", c.Tolerance)
 	}

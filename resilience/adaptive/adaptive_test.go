@@ -84,17 +84,17 @@ func TestNewInvalid(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{name: "negative min", cfg: Config{MinLimit: -1}, want: "adaptive: MinLimit must be > 0, got -1"},
-		{name: "negative max", cfg: Config{MaxLimit: -2}, want: "adaptive: MaxLimit must be > 0, got -2"},
-		{name: "negative initial", cfg: Config{InitialLimit: -3}, want: "adaptive: InitialLimit must be > 0, got -3"},
+		{name: "negative min", cfg: Config{MinLimit: -1}, want: "adaptive: MinLimit must be >= 0 (0 means the default), got -1"},
+		{name: "negative max", cfg: Config{MaxLimit: -2}, want: "adaptive: MaxLimit must be >= 0 (0 means the default), got -2"},
+		{name: "negative initial", cfg: Config{InitialLimit: -3}, want: "adaptive: InitialLimit must be >= 0 (0 means the default), got -3"},
 		{name: "min above max", cfg: Config{MinLimit: 10, MaxLimit: 5}, want: "adaptive: MinLimit must be <= MaxLimit (5), got 10"},
 		{name: "initial below min", cfg: Config{InitialLimit: 2, MinLimit: 5}, want: "adaptive: InitialLimit must be in [MinLimit, MaxLimit] = [5, 1000], got 2"},
 		{name: "initial above max", cfg: Config{InitialLimit: 20, MaxLimit: 10}, want: "adaptive: InitialLimit must be in [MinLimit, MaxLimit] = [1, 10], got 20"},
 		{name: "smoothing negative", cfg: Config{Smoothing: -0.1}, want: "adaptive: Smoothing must be in (0, 1], got -0.1"},
 		{name: "smoothing above one", cfg: Config{Smoothing: 1.5}, want: "adaptive: Smoothing must be in (0, 1], got 1.5"},
 		{name: "smoothing NaN", cfg: Config{Smoothing: math.NaN()}, want: "adaptive: Smoothing must be in (0, 1], got NaN"},
-		{name: "long window negative", cfg: Config{LongWindow: -1}, want: "adaptive: LongWindow must be > 0, got -1"},
-		{name: "window samples negative", cfg: Config{WindowSamples: -4}, want: "adaptive: WindowSamples must be > 0, got -4"},
+		{name: "long window negative", cfg: Config{LongWindow: -1}, want: "adaptive: LongWindow must be >= 0 (0 means the default), got -1"},
+		{name: "window samples negative", cfg: Config{WindowSamples: -4}, want: "adaptive: WindowSamples must be >= 0 (0 means the default), got -4"},
 		{name: "tolerance below one", cfg: Config{Tolerance: 0.5}, want: "adaptive: Tolerance must be a finite number >= 1, got 0.5"},
 		{name: "tolerance infinite", cfg: Config{Tolerance: math.Inf(1)}, want: "adaptive: Tolerance must be a finite number >= 1, got +Inf"},
 		{name: "tolerance NaN", cfg: Config{Tolerance: math.NaN()}, want: "adaptive: Tolerance must be a finite number >= 1, got NaN"},

@@ -43,7 +43,10 @@
 // A permit records its outcome only in the state and generation it was
 // issued in: a call admitted while closed that ends after the breaker has
 // tripped and re-closed is dropped, as is any call outlasting a manual
-// transition.
+// transition. The one exception is a race the success path accepts to stay
+// lock-free: a success whose Done runs at the very moment of a transition
+// may land in the new generation's window, which can only make that window
+// look slightly healthier.
 //
 // # Defaults and cost
 //

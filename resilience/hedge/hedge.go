@@ -16,7 +16,7 @@ import (
 var ErrInvalidConfig = errors.New("hedge: invalid config")
 
 // Tuned defaults that [New] puts in place of zero Config fields.
-var (
+const (
 	// DefaultDelay is the hedge delay when Config.Delay is zero: the fixed
 	// delay, or the fallback of a quantile delay while samples are few.
 	DefaultDelay = 50 * time.Millisecond

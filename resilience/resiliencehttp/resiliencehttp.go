@@ -162,9 +162,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.hedge != nil && c.idempotent && c.replayable {
 		attempt = t.hedge(attempt)
 	}
-	resp, err := t.chain(attempt)(req.Context())
+	ctx := req.Context()
+	resp, err := t.chain(attempt)(ctx)
 	var se *StatusError
-	if err != nil && errors.As(err, &se) {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up, perhaps while a retry waited: its own error,
+		// not the last failed response, is the answer.
+		err = ctx.Err()
+	case err != nil && errors.As(err, &se):
 		resp, err = se.Response, nil
 	}
 	if err != nil {
@@ -194,6 +200,7 @@ type call struct {
 	// request body.
 	onceTaken bool
 	responses []*http.Response // every response an attempt produced
+	finished  bool             // RoundTrip has returned; late responses are closed at once
 }
 
 // prepareBody makes the request body replayable when it can be.
@@ -368,6 +375,13 @@ func (c *call) closeUnsentBody() {
 
 func (c *call) track(resp *http.Response) {
 	c.mu.Lock()
+	if c.finished {
+		// A hedge that lost and failed after the call was decided: nobody
+		// will read it.
+		c.mu.Unlock()
+		drainClose(resp.Body)
+		return
+	}
 	c.responses = append(c.responses, resp)
 	c.mu.Unlock()
 }
@@ -376,7 +390,7 @@ func (c *call) track(resp *http.Response) {
 func (c *call) finish(keep *http.Response) {
 	c.mu.Lock()
 	responses := c.responses
-	c.responses = nil
+	c.responses, c.finished = nil, true
 	c.mu.Unlock()
 	for _, r := range responses {
 		if r != keep {

@@ -512,3 +512,57 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+func TestCancelDuringRetryWaitReturnsCallerError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var body *trackedBody
+		base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			body = &trackedBody{Reader: strings.NewReader("busy")}
+			// The caller gives up while the retry waits for Retry-After.
+			time.AfterFunc(time.Second, cancel)
+			return &http.Response{StatusCode: 503, Status: "503 Service Unavailable",
+				Header: http.Header{"Retry-After": []string{"10"}}, Body: body, Request: r}, nil
+		})
+		tr := newTransport(t, Config{Base: base, Policies: []resilience.Policy[*http.Response]{retry.Policy[*http.Response](newRetry(t, 3))}})
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://upstream.test/", nil)
+		resp, err := tr.RoundTrip(req)
+		if resp != nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("RoundTrip() = %v, %v; want nil, context.Canceled", resp, err)
+		}
+		if !body.closed.Load() {
+			t.Error("the failed response's body was not closed")
+		}
+	})
+}
+
+func TestLateFailedHedgeIsClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var attempts atomic.Int32
+		late := &trackedBody{Reader: strings.NewReader(strings.Repeat("x", maxFailureBody+10))}
+		base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			if attempts.Add(1) == 1 {
+				// Ignores cancellation and fails after the hedge has won.
+				time.Sleep(time.Second)
+				return &http.Response{StatusCode: 500, Status: "500 Internal Server Error", Header: http.Header{}, Body: late, Request: r}, nil
+			}
+			return okResponse(r, "fast"), nil
+		})
+		h, err := hedge.New(hedge.Config{Delay: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := newTransport(t, Config{Base: base, Hedge: h})
+		req, _ := http.NewRequestWithContext(context.Background(), "GET", "http://upstream.test/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("RoundTrip() error = %v", err)
+		}
+		_ = resp.Body.Close()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if !late.closed.Load() {
+			t.Error("the losing hedge's late failed response was not closed")
+		}
+	})
+}

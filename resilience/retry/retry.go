@@ -22,6 +22,11 @@ var ErrExhausted = errors.New("retry: exhausted")
 // upstream that is failing broadly.
 const DefaultMaxAttempts = 3
 
+// DefaultMaxRetryAfter is the longest Retry-After a caller waits when
+// Config.MaxRetryAfter is zero: long enough for a server shedding load to
+// recover, short enough that no caller hangs on one misbehaving answer.
+const DefaultMaxRetryAfter = 30 * time.Second
+
 // DefaultBackoff is the backoff used for zero fields of Config.Backoff.
 //
 // The first retry waits a uniformly random 0-25ms (12.5ms on average), which
@@ -48,7 +53,7 @@ type Backoff struct {
 	// DefaultBackoff.Base; negative is invalid.
 	Base time.Duration
 	// Max caps every delay and must be >= Base. Zero means
-	// DefaultBackoff.Max; negative is invalid.
+	// max(DefaultBackoff.Max, Base); negative is invalid.
 	Max time.Duration
 	// Multiplier grows the ceiling per retry and must be >= 1 and finite;
 	// 1 gives a constant ceiling of Base. Zero means DefaultBackoff.Multiplier.
@@ -60,7 +65,7 @@ func (b Backoff) withDefaults() Backoff {
 		b.Base = DefaultBackoff.Base
 	}
 	if b.Max == 0 {
-		b.Max = DefaultBackoff.Max
+		b.Max = max(DefaultBackoff.Max, b.Base)
 	}
 	if b.Multiplier == 0 {
 		b.Multiplier = DefaultBackoff.Multiplier
@@ -146,6 +151,12 @@ type Config struct {
 	// timeout (and no allocation per attempt); negative is invalid.
 	PerAttemptTimeout time.Duration
 
+	// MaxRetryAfter is the longest server-requested Retry-After this
+	// caller waits; a longer one ends retrying at once with
+	// ReasonRetryAfter, so a misbehaving server cannot park callers that
+	// have no deadline. Zero means DefaultMaxRetryAfter; negative is invalid.
+	MaxRetryAfter time.Duration
+
 	// Budget, shared among callers, bounds retries to a fraction of the
 	// traffic: every Do deposits once and every retry withdraws once. Nil
 	// means unlimited retries (only MaxAttempts applies).
@@ -163,12 +174,13 @@ type Config struct {
 // [New]; the zero value is not usable. A Retry holds no per-call state and is
 // safe for concurrent use by any number of goroutines.
 type Retry struct {
-	maxAttempts int
-	backoff     Backoff
-	retryable   func(error) bool
-	perAttempt  time.Duration
-	budget      *Budget
-	onRetry     func(int, error, time.Duration)
+	maxAttempts   int
+	backoff       Backoff
+	retryable     func(error) bool
+	perAttempt    time.Duration
+	maxRetryAfter time.Duration
+	budget        *Budget
+	onRetry       func(int, error, time.Duration)
 	// rand returns a uniform draw from [0, 1) for jitter; tests replace it.
 	rand func() float64
 }
@@ -179,24 +191,30 @@ func New(cfg Config) (*Retry, error) {
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
+	if cfg.MaxRetryAfter == 0 {
+		cfg.MaxRetryAfter = DefaultMaxRetryAfter
+	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
 	switch {
 	case cfg.MaxAttempts < 0:
-		return nil, fmt.Errorf("retry: MaxAttempts must be >= 1, got %d", cfg.MaxAttempts)
+		return nil, fmt.Errorf("retry: MaxAttempts must be >= 0 (0 means %d), got %d", DefaultMaxAttempts, cfg.MaxAttempts)
 	case cfg.PerAttemptTimeout < 0:
 		return nil, fmt.Errorf("retry: PerAttemptTimeout must be >= 0, got %v", cfg.PerAttemptTimeout)
+	case cfg.MaxRetryAfter < 0:
+		return nil, fmt.Errorf("retry: MaxRetryAfter must be >= 0, got %v", cfg.MaxRetryAfter)
 	}
 	if err := cfg.Backoff.validate(); err != nil {
 		return nil, err
 	}
 	return &Retry{
-		maxAttempts: cfg.MaxAttempts,
-		backoff:     cfg.Backoff,
-		retryable:   cfg.Retryable,
-		perAttempt:  cfg.PerAttemptTimeout,
-		budget:      cfg.Budget,
-		onRetry:     cfg.OnRetry,
-		rand:        rand.Float64,
+		maxAttempts:   cfg.MaxAttempts,
+		backoff:       cfg.Backoff,
+		retryable:     cfg.Retryable,
+		perAttempt:    cfg.PerAttemptTimeout,
+		maxRetryAfter: cfg.MaxRetryAfter,
+		budget:        cfg.Budget,
+		onRetry:       cfg.OnRetry,
+		rand:          rand.Float64,
 	}, nil
 }
 
@@ -243,6 +261,9 @@ const (
 	ReasonDeadline
 	// ReasonBudget means the retry budget refused the retry.
 	ReasonBudget
+	// ReasonRetryAfter means the server's Retry-After asked for a longer
+	// wait than Config.MaxRetryAfter.
+	ReasonRetryAfter
 )
 
 // String describes the reason in words, for error messages.
@@ -254,6 +275,8 @@ func (r Reason) String() string {
 		return "next attempt would miss the deadline"
 	case ReasonBudget:
 		return "retry budget exhausted"
+	case ReasonRetryAfter:
+		return "server's Retry-After too long"
 	}
 	return fmt.Sprintf("Reason(%d)", int(r))
 }
@@ -316,6 +339,10 @@ func Do[T any](ctx context.Context, r *Retry, fn resilience.Func[T]) (T, error) 
 		var ra AfterHint
 		if errors.As(err, &ra) {
 			if d, ok := ra.RetryAfter(); ok && d > delay {
+				if d > r.maxRetryAfter {
+					// The server asked for longer than this caller waits.
+					return v, &ExhaustedError{Attempts: attempt, Last: err, Reason: ReasonRetryAfter}
+				}
 				delay = d
 			}
 		}

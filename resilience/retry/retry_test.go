@@ -63,12 +63,13 @@ func TestNew(t *testing.T) {
 		{name: "zero config is valid", cfg: Config{}},
 		{name: "one attempt", cfg: Config{MaxAttempts: 1}},
 		{name: "constant backoff", cfg: Config{Backoff: Backoff{Base: time.Second, Max: time.Second, Multiplier: 1}}},
-		{name: "negative attempts", cfg: Config{MaxAttempts: -1}, wantErr: "retry: MaxAttempts must be >= 1, got -1"},
+		{name: "negative attempts", cfg: Config{MaxAttempts: -1}, wantErr: "retry: MaxAttempts must be >= 0 (0 means 3), got -1"},
+		{name: "negative max retry-after", cfg: Config{MaxRetryAfter: -time.Second}, wantErr: "retry: MaxRetryAfter must be >= 0, got -1s"},
 		{name: "negative per-attempt timeout", cfg: Config{PerAttemptTimeout: -time.Second}, wantErr: "retry: PerAttemptTimeout must be >= 0, got -1s"},
 		{name: "negative base", cfg: Config{Backoff: Backoff{Base: -1}}, wantErr: "retry: Backoff.Base must be >= 0, got -1ns"},
 		{name: "negative max", cfg: Config{Backoff: Backoff{Max: -1}}, wantErr: "retry: Backoff.Max must be >= 0, got -1ns"},
 		{name: "max below base", cfg: Config{Backoff: Backoff{Base: 2 * time.Second, Max: time.Second}}, wantErr: "retry: Backoff.Max must be >= Backoff.Base (2s), got 1s"},
-		{name: "base above default max", cfg: Config{Backoff: Backoff{Base: 2 * time.Second}}, wantErr: "retry: Backoff.Max must be >= Backoff.Base (2s), got 1s"},
+		{name: "max below base", cfg: Config{Backoff: Backoff{Base: 2 * time.Second, Max: time.Second}}, wantErr: "retry: Backoff.Max must be >= Backoff.Base (2s), got 1s"},
 		{name: "shrinking multiplier", cfg: Config{Backoff: Backoff{Multiplier: 0.5}}, wantErr: "retry: Backoff.Multiplier must be finite and >= 1, got 0.5"},
 		{name: "NaN multiplier", cfg: Config{Backoff: Backoff{Multiplier: math.NaN()}}, wantErr: "retry: Backoff.Multiplier must be finite and >= 1, got NaN"},
 		{name: "infinite multiplier", cfg: Config{Backoff: Backoff{Multiplier: math.Inf(1)}}, wantErr: "retry: Backoff.Multiplier must be finite and >= 1, got +Inf"},
@@ -713,5 +714,31 @@ func TestRejectionsNotRetriedByDefault(t *testing.T) {
 				t.Errorf("Do() error = %v, want one matching resilience.ErrRejected", err)
 			}
 		})
+	}
+}
+
+func TestBaseAboveDefaultMaxRaisesMax(t *testing.T) {
+	b := Backoff{Base: 2 * time.Second}
+	if got := b.Ceiling(5); got != 2*time.Second {
+		t.Errorf("Backoff{Base: 2s}.Ceiling(5) = %v, want 2s (an unset Max follows Base)", got)
+	}
+	if _, err := New(Config{Backoff: b}); err != nil {
+		t.Errorf("New(Backoff{Base: 2s}) error = %v, want nil", err)
+	}
+}
+
+func TestRetryAfterAboveMaxStops(t *testing.T) {
+	r, err := New(Config{MaxAttempts: 3, MaxRetryAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	_, err = Do(context.Background(), r, func(context.Context) (int, error) {
+		calls++
+		return 0, retryAfterError{d: time.Hour, ok: true}
+	})
+	var ex *ExhaustedError
+	if !errors.As(err, &ex) || ex.Reason != ReasonRetryAfter || calls != 1 {
+		t.Errorf("Do() = %v after %d calls, want an ExhaustedError with ReasonRetryAfter after 1", err, calls)
 	}
 }
