@@ -10,8 +10,10 @@
 //     once and the request is not attempted again.
 //   - Idempotency: GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried;
 //     POST and PATCH only when they carry an Idempotency-Key header. A
-//     connection that could not be established is retried for every method,
-//     because the request never left.
+//     connection that could not be established, or an HTTP/2 stream the
+//     server refused, is retried for every method, because the request was
+//     never processed. Protocol upgrades (WebSocket) are never retried or
+//     hedged, and a 101 response's body stays the writable tunnel.
 //   - Status classification: 5xx and 429 responses are failures, so that a
 //     breaker counts them and a retry retries them; a 429's or 503's
 //     Retry-After header sets the least delay before the next attempt. When

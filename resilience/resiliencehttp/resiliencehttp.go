@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,8 +140,13 @@ func DefaultIsFailure(resp *http.Response) bool {
 
 // Idempotent reports whether req may be sent more than once: GET, HEAD,
 // OPTIONS, TRACE, PUT and DELETE always; POST and PATCH only with an
-// Idempotency-Key header; other methods never.
+// Idempotency-Key header; other methods never. A protocol upgrade
+// (WebSocket and the like) is never idempotent: it opens a stream that may
+// already have carried data when it fails.
 func Idempotent(req *http.Request) bool {
+	if req.Header.Get("Upgrade") != "" {
+		return false
+	}
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
 		http.MethodPut, http.MethodDelete:
@@ -294,7 +300,15 @@ func (c *call) attempt(ctx context.Context) (*http.Response, error) {
 // again: always when the connection was never made, otherwise only for an
 // idempotent request whose body can be replayed.
 func (c *call) mayResend(err error) bool {
-	return c.replayable && (c.idempotent || connectFailure(err))
+	return c.replayable && (c.idempotent || connectFailure(err) || refusedStream(err))
+}
+
+// refusedStream reports an HTTP/2 stream the server refused before
+// processing it (REFUSED_STREAM, RFC 9113 §8.7), which any method may send
+// again. net/http's bundled HTTP/2 client does not export its error types;
+// the code's name in its message is stable.
+func refusedStream(err error) bool {
+	return strings.Contains(err.Error(), "REFUSED_STREAM")
 }
 
 // connectFailure reports whether err means the request never reached the
@@ -323,6 +337,11 @@ func (c *call) send(ctx context.Context, req *http.Request) (*http.Response, err
 	if err != nil {
 		cancel(nil)
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The body is the tunnel and must stay an io.ReadWriteCloser; the
+		// attempt's context ends with the request's.
+		return resp, nil
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
 	return resp, nil

@@ -566,3 +566,57 @@ func TestLateFailedHedgeIsClosed(t *testing.T) {
 		}
 	})
 }
+
+func TestUpgradeNeverRetriedAndTunnelWritable(t *testing.T) {
+	var attempts atomic.Int32
+	base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if attempts.Add(1) == 1 && r.URL.Query().Get("fail") == "1" {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return &http.Response{StatusCode: 101, Status: "101 Switching Protocols", Header: http.Header{"Upgrade": {"websocket"}},
+			Body: &rwc{}, Request: r}, nil
+	})
+	tr := newTransport(t, Config{Base: base, PerTryTimeout: time.Second,
+		Policies: []resilience.Policy[*http.Response]{retry.Policy[*http.Response](newRetry(t, 3))}})
+
+	req, _ := http.NewRequestWithContext(testCtx(t), "GET", "http://upstream.test/ws?fail=1", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	if _, err := tr.RoundTrip(req); !errors.Is(err, io.ErrUnexpectedEOF) || attempts.Load() != 1 {
+		t.Errorf("upgrade after a reset: error %v after %d attempts, want the reset after 1", err, attempts.Load())
+	}
+
+	attempts.Store(1)
+	req, _ = http.NewRequestWithContext(testCtx(t), "GET", "http://upstream.test/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("RoundTrip() = %v, %v; want 101", resp, err)
+	}
+	if _, ok := resp.Body.(io.ReadWriteCloser); !ok {
+		t.Errorf("101 body is %T, want an io.ReadWriteCloser (the tunnel)", resp.Body)
+	}
+}
+
+func TestRefusedStreamRetriedForPOST(t *testing.T) {
+	var attempts atomic.Int32
+	base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if attempts.Add(1) == 1 {
+			return nil, errors.New("http2: server sent GOAWAY and closed the connection; stream error: stream ID 3; REFUSED_STREAM")
+		}
+		return okResponse(r, "ok"), nil
+	})
+	tr := newTransport(t, Config{Base: base, Policies: []resilience.Policy[*http.Response]{retry.Policy[*http.Response](newRetry(t, 3))}})
+	req, _ := http.NewRequestWithContext(testCtx(t), "POST", "http://upstream.test/", strings.NewReader("order"))
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 || attempts.Load() != 2 {
+		t.Fatalf("RoundTrip() = %v, %v after %d attempts; want 200 after 2", resp, err, attempts.Load())
+	}
+	_ = resp.Body.Close()
+}
+
+// rwc is a tunnel body: readable, writable, closable.
+type rwc struct{ bytes.Buffer }
+
+func (*rwc) Close() error { return nil }
