@@ -82,6 +82,12 @@ type Config struct {
 	// ([DefaultIsFailure]). It is called for every attempt, concurrently for
 	// concurrent requests, and must be safe for concurrent use.
 	IsFailure func(*http.Response) bool
+	// Idempotent decides which requests may be sent more than once (retried
+	// after a failure that may have had an effect, or hedged). Nil means
+	// the package's [Idempotent]. A caller that opts non-idempotent
+	// requests into retries supplies its own; it must be safe for
+	// concurrent use.
+	Idempotent func(*http.Request) bool
 	// Hedge, if not nil, hedges idempotent requests with replayable bodies:
 	// it runs innermost, next to the round trip, so that each retry may
 	// hedge and the breaker sees one outcome per hedged attempt. Losing
@@ -94,13 +100,14 @@ type Config struct {
 // every request. Create one with [New]; the zero value is not usable. It is
 // safe for concurrent use.
 type Transport struct {
-	base      http.RoundTripper
-	chain     resilience.Policy[*http.Response]
-	maxReplay int64
-	perTry    time.Duration
-	isFailure func(*http.Response) bool
-	hedge     resilience.Policy[*http.Response] // nil without Config.Hedge
-	now       func() time.Time
+	base       http.RoundTripper
+	chain      resilience.Policy[*http.Response]
+	maxReplay  int64
+	perTry     time.Duration
+	isFailure  func(*http.Response) bool
+	hedge      resilience.Policy[*http.Response] // nil without Config.Hedge
+	idempotent func(*http.Request) bool
+	now        func() time.Time
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -129,6 +136,10 @@ func New(cfg Config) (*Transport, error) {
 	}
 	if cfg.Hedge != nil {
 		t.hedge = hedgePolicy(cfg.Hedge)
+	}
+	t.idempotent = cfg.Idempotent
+	if t.idempotent == nil {
+		t.idempotent = Idempotent
 	}
 	return t, nil
 }
@@ -160,7 +171,7 @@ func Idempotent(req *http.Request) bool {
 // RoundTrip sends req through the policies. See the package documentation
 // for what is retried and which response is returned.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := &call{t: t, req: req, idempotent: Idempotent(req)}
+	c := &call{t: t, req: req, idempotent: t.idempotent(req)}
 	if err := c.prepareBody(); err != nil {
 		return nil, err
 	}

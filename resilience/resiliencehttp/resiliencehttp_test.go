@@ -620,3 +620,21 @@ func TestRefusedStreamRetriedForPOST(t *testing.T) {
 type rwc struct{ bytes.Buffer }
 
 func (*rwc) Close() error { return nil }
+
+func TestIdempotentOverride(t *testing.T) {
+	up := &script{statuses: []int{503, 200}}
+	srv := serve(t, up)
+	tr := newTransport(t, Config{
+		Idempotent: func(*http.Request) bool { return true }, // the route opted POST in
+		Policies:   []resilience.Policy[*http.Response]{retry.Policy[*http.Response](newRetry(t, 3))},
+	})
+	req, _ := http.NewRequestWithContext(testCtx(t), "POST", srv.URL, strings.NewReader("order"))
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("RoundTrip() = %v, %v; want 200 after a retry", resp, err)
+	}
+	_ = resp.Body.Close()
+	if diff := cmp.Diff(up.received(), []string{"order", "order"}); diff != "" {
+		t.Errorf("upstream bodies (-got +want):\n%s", diff)
+	}
+}
