@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rampart-ha/rampart/endpoint"
+	"github.com/rampart-ha/rampart/gateway/config"
+)
+
+// AdminHandler serves the admin API: /metrics, /healthz, /livez, /readyz,
+// GET /config (secrets redacted) and GET /clusters (every endpoint's live
+// state). When the configuration sets admin.token, every request needs
+// "Authorization: Bearer <token>".
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	ok := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	}
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /livez", ok)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !g.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		ok(w, r)
+	})
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
+		out, err := config.Marshal(g.Config().Redacted())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(out)
+	})
+	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, g.clusterStates(""))
+	})
+	mux.HandleFunc("GET /clusters/{name}", func(w http.ResponseWriter, r *http.Request) {
+		states := g.clusterStates(r.PathValue("name"))
+		if len(states) == 0 {
+			http.Error(w, "no cluster named "+r.PathValue("name"), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, states[0])
+	})
+	return g.authorize(mux)
+}
+
+// authorize requires the admin token when one is configured. The token is
+// read per request so that a reload that changes it takes effect.
+func (g *Gateway) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := g.Config().Admin.Token
+		if token != "" {
+			got, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !found || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="rampart-admin"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ClusterState is a cluster as GET /clusters shows it.
+type ClusterState struct {
+	Name      string              `json:"name"`
+	Policy    string              `json:"lb_policy"`
+	Endpoints []endpoint.Snapshot `json:"endpoints"`
+	InFlight  *int                `json:"limit_in_flight,omitempty"`
+	Queued    *int                `json:"limit_queued,omitempty"`
+	Adaptive  *int                `json:"adaptive_limit,omitempty"`
+}
+
+func (g *Gateway) clusterStates(only string) []ClusterState {
+	t := g.table.Load()
+	var out []ClusterState
+	for i, cl := range t.order {
+		if only != "" && cl.name != only {
+			continue
+		}
+		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []endpoint.Snapshot{}}
+		for _, ep := range cl.endpoints {
+			cs.Endpoints = append(cs.Endpoints, ep.Snapshot())
+		}
+		if cl.bulkhead != nil {
+			m := cl.bulkhead.Metrics()
+			cs.InFlight, cs.Queued = &m.InFlight, &m.Queued
+		}
+		if cl.adaptive != nil {
+			l := cl.adaptive.Limit()
+			cs.Adaptive = &l
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rampart-ha/rampart/resilience/hedge"
+	"github.com/rampart-ha/rampart/resilience/retry"
+)
+
+// tableCollector reports the state the resilience library keeps (budgets,
+// hedges, limits, endpoint estimates) from the table being served, read at
+// scrape time: the library exposes snapshots, the gateway turns them into
+// metrics.
+type tableCollector struct{ g *Gateway }
+
+var (
+	descBudgetExhausted = prometheus.NewDesc("rampart_upstream_budget_exhausted_total",
+		"Retries or hedges refused by their budget, by route and kind (retry, hedge).", []string{"route", "kind"}, nil)
+	descHedges = prometheus.NewDesc("rampart_upstream_hedges_total",
+		"Hedged attempts started, by route.", []string{"route"}, nil)
+	descHedgesWon = prometheus.NewDesc("rampart_upstream_hedges_won_total",
+		"Hedged attempts that answered first, by route.", []string{"route"}, nil)
+	descEndpointInFlight = prometheus.NewDesc("rampart_upstream_endpoint_requests_in_flight",
+		"Attempts in flight to an endpoint.", []string{"cluster", "endpoint"}, nil)
+	descEndpointLatency = prometheus.NewDesc("rampart_upstream_endpoint_latency_ewma_seconds",
+		"Peak-EWMA latency estimate of an endpoint, as the ewma balancer sees it.", []string{"cluster", "endpoint"}, nil)
+	descQueued = prometheus.NewDesc("rampart_cluster_queued_requests",
+		"Requests waiting for a cluster's in-flight limit.", []string{"cluster"}, nil)
+	descClusterInFlight = prometheus.NewDesc("rampart_cluster_requests_in_flight",
+		"Requests holding a slot of a cluster's in-flight limit.", []string{"cluster"}, nil)
+	descAdaptiveLimit = prometheus.NewDesc("rampart_cluster_adaptive_limit",
+		"Current adaptive concurrency limit of a cluster.", []string{"cluster"}, nil)
+)
+
+func (c tableCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBudgetExhausted, descHedges, descHedgesWon, descEndpointInFlight,
+		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit} {
+		ch <- d
+	}
+}
+
+func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.g
+	g.applyMu.Lock()
+	kept := g.carry.m
+	g.applyMu.Unlock()
+	t := g.table.Load()
+	if t == nil {
+		return
+	}
+	for _, rt := range t.routes {
+		if b := budgetOf(kept, "retry-budget/"+rt.name); b != nil {
+			ch <- prometheus.MustNewConstMetric(descBudgetExhausted, prometheus.CounterValue, float64(b.Stats().Refusals), rt.name, "retry")
+		}
+		if h := hedgerOf(kept, "hedge/"+rt.name); h != nil {
+			m := h.Metrics()
+			ch <- prometheus.MustNewConstMetric(descHedges, prometheus.CounterValue, float64(m.Hedges), rt.name)
+			ch <- prometheus.MustNewConstMetric(descHedgesWon, prometheus.CounterValue, float64(m.HedgesWon), rt.name)
+			ch <- prometheus.MustNewConstMetric(descBudgetExhausted, prometheus.CounterValue, float64(m.BudgetRefusals), rt.name, "hedge")
+		}
+	}
+	for _, cl := range t.order {
+		for _, ep := range cl.endpoints {
+			ch <- prometheus.MustNewConstMetric(descEndpointInFlight, prometheus.GaugeValue, float64(ep.InFlight()), cl.name, ep.Address())
+			ch <- prometheus.MustNewConstMetric(descEndpointLatency, prometheus.GaugeValue, ep.Latency().Seconds(), cl.name, ep.Address())
+		}
+		if cl.bulkhead != nil {
+			m := cl.bulkhead.Metrics()
+			ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(m.Queued), cl.name)
+			ch <- prometheus.MustNewConstMetric(descClusterInFlight, prometheus.GaugeValue, float64(m.InFlight), cl.name)
+		}
+		if cl.adaptive != nil {
+			ch <- prometheus.MustNewConstMetric(descAdaptiveLimit, prometheus.GaugeValue, float64(cl.adaptive.Limit()), cl.name)
+		}
+	}
+}
+
+func budgetOf(kept map[string]carried, key string) *retry.Budget {
+	b, _ := kept[key].v.(*retry.Budget)
+	return b
+}
+
+func hedgerOf(kept map[string]carried, key string) *hedge.Hedger {
+	h, _ := kept[key].v.(*hedge.Hedger)
+	return h
+}

@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/rampart-ha/rampart/gateway/config"
+	"github.com/rampart-ha/rampart/resilience/ratelimit"
+	"github.com/rampart-ha/rampart/resilience/resiliencehttp"
+	"time"
+)
+
+// route is one compiled route. It is immutable once built.
+type route struct {
+	name  string
+	match matcher
+
+	stripPrefix, replacePrefix      string
+	requestHeaders, responseHeaders headerOps
+	direct                          *directResponse
+
+	clusters []*cluster // one, or the branches of a split
+	cum      []int      // cumulative split weights
+	total    int
+
+	timeout   time.Duration
+	transport *resiliencehttp.Transport
+
+	limiter   *ratelimit.Keyed
+	limitKind string
+	limitHdr  string
+}
+
+func (rt *route) pickCluster() *cluster {
+	if len(rt.clusters) == 1 {
+		return rt.clusters[0]
+	}
+	return rt.clusters[pickSplit(rt.total, rt.cum)]
+}
+
+// limitKey is the rate-limit key of a request.
+func (rt *route) limitKey(r *http.Request, clientIP string) string {
+	switch rt.limitKind {
+	case config.KeyHeader:
+		return r.Header.Get(rt.limitHdr)
+	case config.KeyRoute:
+		return ""
+	}
+	return clientIP
+}
+
+// matcher is a compiled config.Match.
+type matcher struct {
+	host       string // exact host, lower case; "" = any
+	hostSuffix string // ".example.com" for "*.example.com"
+	prefix     string
+	exact      string
+	hasExact   bool
+	re         *regexp.Regexp
+	methods    []string
+	headers    []valueMatcher
+	query      []valueMatcher
+}
+
+type valueMatcher struct {
+	name    string
+	value   string
+	re      *regexp.Regexp
+	present bool
+}
+
+func (v valueMatcher) matches(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	if v.present {
+		return true
+	}
+	for _, s := range values {
+		if v.re != nil && v.re.MatchString(s) || v.re == nil && s == v.value {
+			return true
+		}
+	}
+	return false
+}
+
+func compileMatch(m config.Match) (matcher, error) {
+	c := matcher{methods: m.Methods}
+	switch h := strings.ToLower(m.Host); {
+	case strings.HasPrefix(h, "*."):
+		c.hostSuffix = h[1:]
+	default:
+		c.host = h
+	}
+	switch {
+	case m.Path.Regex != "":
+		re, err := regexp.Compile("^(?:" + m.Path.Regex + ")$")
+		if err != nil {
+			return c, err
+		}
+		c.re = re
+	case m.Path.Exact != "":
+		c.exact, c.hasExact = m.Path.Exact, true
+	default:
+		c.prefix = m.Path.Prefix
+	}
+	for _, list := range []struct {
+		in  []config.ValueMatch
+		out *[]valueMatcher
+	}{{m.Headers, &c.headers}, {m.Query, &c.query}} {
+		for _, v := range list.in {
+			vm := valueMatcher{name: v.Name, value: v.Value, present: v.Present}
+			if v.Regex != "" {
+				re, err := regexp.Compile("^(?:" + v.Regex + ")$")
+				if err != nil {
+					return c, err
+				}
+				vm.re = re
+			}
+			*list.out = append(*list.out, vm)
+		}
+	}
+	return c, nil
+}
+
+func (m *matcher) matches(r *http.Request) bool {
+	if m.host != "" || m.hostSuffix != "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if m.host != "" && !strings.EqualFold(host, m.host) {
+			return false
+		}
+		if m.hostSuffix != "" && (len(host) <= len(m.hostSuffix) || !strings.EqualFold(host[len(host)-len(m.hostSuffix):], m.hostSuffix)) {
+			return false
+		}
+	}
+	path := r.URL.Path
+	switch {
+	case m.re != nil:
+		if !m.re.MatchString(path) {
+			return false
+		}
+	case m.hasExact:
+		if path != m.exact {
+			return false
+		}
+	default:
+		if !strings.HasPrefix(path, m.prefix) {
+			return false
+		}
+	}
+	if len(m.methods) > 0 && !slices.Contains(m.methods, r.Method) {
+		return false
+	}
+	for _, h := range m.headers {
+		if !h.matches(r.Header.Values(h.name)) {
+			return false
+		}
+	}
+	if len(m.query) > 0 {
+		q := r.URL.Query()
+		for _, v := range m.query {
+			if !v.matches(q[v.name]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// headerOps are a compiled config.HeaderOps: remove, then set, then add.
+type headerOps struct {
+	remove []string
+	set    [][2]string
+	add    [][2]string
+}
+
+func compileHeaderOps(h config.HeaderOps) headerOps {
+	ops := headerOps{remove: h.Remove}
+	for k, v := range h.Set {
+		ops.set = append(ops.set, [2]string{http.CanonicalHeaderKey(k), v})
+	}
+	for k, v := range h.Add {
+		ops.add = append(ops.add, [2]string{http.CanonicalHeaderKey(k), v})
+	}
+	// Map order is random; a stable order keeps behaviour reproducible.
+	slices.SortFunc(ops.set, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	slices.SortFunc(ops.add, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return ops
+}
+
+func (o *headerOps) apply(h http.Header) {
+	for _, k := range o.remove {
+		h.Del(k)
+	}
+	for _, kv := range o.set {
+		h.Set(kv[0], kv[1])
+	}
+	for _, kv := range o.add {
+		h.Add(kv[0], kv[1])
+	}
+}
+
+// directResponse is an answer the gateway gives itself.
+type directResponse struct {
+	status      int
+	body        []byte
+	contentType string
+	headers     headerOps
+}
+
+func (d *directResponse) serve(w http.ResponseWriter, id string) {
+	h := w.Header()
+	d.headers.apply(h)
+	h.Set(headerRequestID, id)
+	if d.contentType != "" {
+		h.Set("Content-Type", d.contentType)
+	}
+	w.WriteHeader(d.status)
+	_, _ = w.Write(d.body)
+}

@@ -1,0 +1,285 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/rampart-ha/rampart/gateway/config"
+)
+
+// DefaultShutdownGrace is how long in-flight requests may take to finish
+// after a shutdown begins.
+const DefaultShutdownGrace = 30 * time.Second
+
+// reloadDebounce groups the several events an editor or a config-map
+// update makes for one change into one reload.
+const reloadDebounce = 200 * time.Millisecond
+
+// Server runs a Gateway: its listeners and admin API, configuration reloads
+// and a graceful shutdown. The zero value is not usable; fill Gateway.
+type Server struct {
+	// Gateway serves the requests; required.
+	Gateway *Gateway
+	// ConfigPath is the file the configuration was loaded from. A change to
+	// it, or a value on the reload channel given to Run, reloads it. Empty
+	// means the configuration is not reloaded from a file.
+	ConfigPath string
+	// ShutdownGrace bounds the drain on shutdown. Zero means
+	// DefaultShutdownGrace.
+	ShutdownGrace time.Duration
+	// Logger receives lifecycle logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// OnListening, when not nil, is called once every listener is bound,
+	// with the admin address (nil without admin) and the listeners'
+	// addresses in configuration order.
+	OnListening func(admin net.Addr, listeners []net.Addr)
+}
+
+// Run binds the listeners, serves until ctx is done, then drains: /readyz
+// turns unhealthy, listeners stop accepting, and in-flight requests get up
+// to ShutdownGrace to finish. A value on reload reloads the configuration
+// file. Run returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context, reload <-chan struct{}) error {
+	lg := s.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	grace := s.ShutdownGrace
+	if grace == 0 {
+		grace = DefaultShutdownGrace
+	}
+	cfg := s.Gateway.Config()
+
+	var servers []*http.Server
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}
+	var adminAddr net.Addr
+	if cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			return fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
+		}
+		lns = append(lns, ln)
+		adminAddr = ln.Addr()
+		servers = append(servers, &http.Server{Handler: s.Gateway.AdminHandler(), ReadHeaderTimeout: 10 * time.Second})
+	}
+	var addrs []net.Addr
+	for _, lc := range cfg.Listeners {
+		srv, err := newHTTPServer(lc, s.Gateway)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listener %s (%s): %w", lc.Name, lc.Address, err)
+		}
+		if srv.TLSConfig != nil {
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr())
+		servers = append(servers, srv)
+	}
+	for i, a := range addrs {
+		lg.Info("listening", "listener", cfg.Listeners[i].Name, "address", a.String(), "tls", cfg.Listeners[i].TLS != nil)
+	}
+	if adminAddr != nil {
+		lg.Info("admin listening", "address", adminAddr.String())
+	}
+	if s.OnListening != nil {
+		s.OnListening(adminAddr, addrs)
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	changes := make(chan struct{}, 1)
+	if s.ConfigPath != "" {
+		if err := watchFile(watchCtx, &wg, s.ConfigPath, changes, lg); err != nil {
+			lg.Warn("not watching the configuration file; reload with SIGHUP", "path", s.ConfigPath, "error", err)
+		}
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			runErr = err
+			break loop
+		case <-reload:
+			s.reload(lg, "signal")
+		case <-changes:
+			s.reload(lg, "file change")
+		}
+	}
+	stopWatch()
+
+	// Drain: say not ready, stop accepting, let in-flight requests finish.
+	s.Gateway.SetReady(false)
+	lg.Info("shutting down", "grace", grace.String())
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	var shutdownErr error
+	for _, srv := range servers {
+		if err := srv.Shutdown(drainCtx); err != nil {
+			shutdownErr = err
+			_ = srv.Close()
+		}
+	}
+	wg.Wait()
+	s.Gateway.Close()
+	if shutdownErr != nil {
+		lg.Warn("drain did not finish in time; remaining connections closed", "error", shutdownErr)
+	}
+	lg.Info("stopped")
+	return runErr
+}
+
+// reload reads the configuration file again and applies it. A bad file is
+// logged and counted, and the current configuration keeps serving.
+func (s *Server) reload(lg *slog.Logger, why string) {
+	if s.ConfigPath == "" {
+		lg.Warn("reload requested but the configuration did not come from a file")
+		return
+	}
+	if err := s.Gateway.ReloadFile(s.ConfigPath); err != nil {
+		lg.Error("reload failed; the previous configuration keeps serving", "trigger", why, "path", s.ConfigPath, "error", err.Error())
+		return
+	}
+	lg.Info("configuration reloaded", "trigger", why, "path", s.ConfigPath)
+}
+
+// ReloadFile loads the configuration at path and applies it. Listener and
+// admin changes need a restart; they are reported but not applied. On any
+// error the current configuration keeps serving and the failure is counted.
+func (g *Gateway) ReloadFile(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		g.metrics.reloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	old := g.Config()
+	if !reflect.DeepEqual(old.Listeners, cfg.Listeners) || old.Admin.Address != cfg.Admin.Address {
+		g.log.Warn("listener or admin address changes take effect after a restart")
+	}
+	return g.Apply(cfg)
+}
+
+// newHTTPServer makes the http.Server of one listener.
+func newHTTPServer(lc config.Listener, h http.Handler) (*http.Server, error) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: time.Duration(lc.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(lc.ReadTimeout),
+		WriteTimeout:      time.Duration(lc.WriteTimeout),
+		IdleTimeout:       time.Duration(lc.IdleTimeout),
+		MaxHeaderBytes:    int(lc.MaxHeaderBytes),
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	switch {
+	case lc.TLS != nil:
+		cert, err := tls.LoadX509KeyPair(lc.TLS.CertFile, lc.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: tls: %w", lc.Name, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if lc.HTTP2 {
+			p.SetHTTP2(true)
+			srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		} else {
+			srv.TLSConfig.NextProtos = []string{"http/1.1"}
+		}
+	case lc.H2C:
+		p.SetUnencryptedHTTP2(true)
+	}
+	srv.Protocols = &p
+	return srv, nil
+}
+
+// watchFile sends on changes whenever the file at path is written,
+// created or replaced. It watches the directory, because editors and
+// Kubernetes config maps replace files rather than write them in place.
+func watchFile(ctx context.Context, wg *sync.WaitGroup, path string, changes chan<- struct{}, lg *slog.Logger) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		_ = w.Close()
+		return err
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		_ = w.Close()
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer w.Close()
+		defer func() {
+			if p := recover(); p != nil {
+				lg.Error("configuration watcher panicked", "panic", fmt.Sprint(p))
+			}
+		}()
+		debounce := time.NewTimer(time.Hour)
+		debounce.Stop()
+		defer debounce.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) == abs && ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Rename) {
+					debounce.Reset(reloadDebounce)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				lg.Warn("configuration watcher", "error", err)
+			case <-debounce.C:
+				select {
+				case changes <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return nil
+}
