@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rampart-ha/rampart/gateway"
+	"github.com/rampart-ha/rampart/gateway/config"
+)
+
+// defaultConfigPath is where run looks for a configuration without -c.
+const defaultConfigPath = "rampart.yaml"
+
+func runCommand(ctx context.Context, args []string, _, errOut io.Writer) int {
+	fset := flag.NewFlagSet("run", flag.ContinueOnError)
+	fset.SetOutput(errOut)
+	path := fset.String("c", "", "configuration file (default ./"+defaultConfigPath+", or the built-in default when there is none)")
+	grace := fset.Duration("grace", gateway.DefaultShutdownGrace, "how long in-flight requests may take to finish on shutdown")
+	if code := parseFlags(fset, args); code >= 0 {
+		return code
+	}
+	lg := logger(errOut)
+	cfg, from, err := loadRunConfig(*path)
+	if err != nil {
+		printConfigError(errOut, err)
+		return 1
+	}
+	if from == "" {
+		lg.Info("no configuration file; serving the built-in default (admin API and an empty route table)",
+			"looked_for", defaultConfigPath)
+	} else {
+		lg.Info("configuration loaded", "path", from)
+	}
+	return serve(ctx, cfg, from, *grace, errOut)
+}
+
+// serve runs the gateway until ctx ends, reloading on SIGHUP.
+func serve(ctx context.Context, cfg *config.Config, path string, grace time.Duration, errOut io.Writer) int {
+	lg := logger(errOut)
+	g, err := gateway.New(cfg, gateway.Options{Logger: lg})
+	if err != nil {
+		fmt.Fprintln(errOut, "rampart:", err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	srv := &gateway.Server{Gateway: g, ConfigPath: path, ShutdownGrace: grace, Logger: lg}
+	if err := srv.Run(ctx, reload); err != nil {
+		fmt.Fprintln(errOut, "rampart:", err)
+		return 1
+	}
+	return 0
+}
+
+// loadRunConfig loads the named file; without a name, ./rampart.yaml if it
+// exists, else the built-in default (from is then "").
+func loadRunConfig(path string) (cfg *config.Config, from string, err error) {
+	if path != "" {
+		cfg, err = config.Load(path)
+		return cfg, path, err
+	}
+	cfg, err = config.Load(defaultConfigPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return config.Default(), "", nil
+	}
+	return cfg, defaultConfigPath, err
+}
+
+// printConfigError prints a configuration error, one line per problem.
+func printConfigError(w io.Writer, err error) {
+	var errs *config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs.List {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	fmt.Fprintln(w, "rampart:", err)
+}
