@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -74,12 +75,12 @@ func (g *Gateway) authorize(next http.Handler) http.Handler {
 
 // ClusterState is a cluster as GET /clusters shows it.
 type ClusterState struct {
-	Name      string              `json:"name"`
-	Policy    string              `json:"lb_policy"`
-	Endpoints []endpoint.Snapshot `json:"endpoints"`
-	InFlight  *int                `json:"limit_in_flight,omitempty"`
-	Queued    *int                `json:"limit_queued,omitempty"`
-	Adaptive  *int                `json:"adaptive_limit,omitempty"`
+	Name      string          `json:"name"`
+	Policy    string          `json:"lb_policy"`
+	Endpoints []EndpointState `json:"endpoints"`
+	InFlight  *int            `json:"limit_in_flight,omitempty"`
+	Queued    *int            `json:"limit_queued,omitempty"`
+	Adaptive  *int            `json:"adaptive_limit,omitempty"`
 }
 
 func (g *Gateway) clusterStates(only string) []ClusterState {
@@ -89,9 +90,9 @@ func (g *Gateway) clusterStates(only string) []ClusterState {
 		if only != "" && cl.name != only {
 			continue
 		}
-		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []endpoint.Snapshot{}}
+		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []EndpointState{}}
 		for _, ep := range cl.endpoints {
-			cs.Endpoints = append(cs.Endpoints, ep.Snapshot())
+			cs.Endpoints = append(cs.Endpoints, endpointState(ep.Snapshot()))
 		}
 		if cl.bulkhead != nil {
 			m := cl.bulkhead.Metrics()
@@ -111,4 +112,37 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// EndpointState is an endpoint as GET /clusters shows it.
+type EndpointState struct {
+	Address             string            `json:"address"`
+	Weight              int               `json:"weight"`
+	Zone                string            `json:"zone,omitempty"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
+	State               string            `json:"state"` // "healthy", or the flags that keep it out
+	Usable              bool              `json:"usable"`
+	InFlight            int64             `json:"in_flight"`
+	LatencyEWMAMillis   float64           `json:"latency_ewma_ms"`
+	Requests            uint64            `json:"requests"`
+	Failures            uint64            `json:"failures"`
+	ConsecutiveFailures uint64            `json:"consecutive_failures"`
+	RecentErrors        float64           `json:"recent_errors"`
+	LastError           *time.Time        `json:"last_error,omitempty"`
+	Breaker             string            `json:"breaker,omitempty"`
+}
+
+func endpointState(s endpoint.Snapshot) EndpointState {
+	e := EndpointState{
+		Address: s.Address, Weight: s.Weight, Zone: s.Zone, Metadata: s.Metadata,
+		State: s.Flags.String(), Usable: s.Usable, InFlight: s.InFlight,
+		LatencyEWMAMillis: float64(s.Latency.Microseconds()) / 1000,
+		Requests:          s.Requests, Failures: s.Failures, ConsecutiveFailures: s.ConsecutiveFailures,
+		RecentErrors: s.RecentErrors, Breaker: s.Breaker,
+	}
+	if !s.LastError.IsZero() {
+		t := s.LastError
+		e.LastError = &t
+	}
+	return e
 }
