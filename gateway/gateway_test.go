@@ -113,7 +113,9 @@ func upstream(t *testing.T, name string, status func(n int64) int) (*httptest.Se
 	return srv, &n
 }
 
-func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+func hostOf(s *httptest.Server) string {
+	return strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
+}
 
 func TestNoRoutesAnswers404WithHint(t *testing.T) {
 	h := newHarness(t, `listeners: [{address: "127.0.0.1:0"}]`)
