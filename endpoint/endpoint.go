@@ -89,35 +89,24 @@ func (f Flags) String() string {
 	return b.String()
 }
 
-// Outcome is what an attempt says about the endpoint that served it.
-type Outcome uint8
+// Outcome is what an attempt says about the endpoint that served it. It is
+// the breaker's outcome type, so one classification feeds the endpoint's
+// counters and its breaker alike:
+//
+//   - Success: the endpoint answered (with any status the proxy does not
+//     count as a failure);
+//   - Failure: a connect error, reset, timeout or a status the proxy counts
+//     as a failure (5xx); it feeds the latency estimate and the error counts;
+//   - Ignored: the attempt says nothing about the endpoint (the client went
+//     away, a losing hedge was cancelled); only the in-flight count moves.
+type Outcome = breaker.Outcome
 
+// The outcomes, as in package breaker.
 const (
-	// Success means the endpoint answered (with any status the proxy
-	// does not count as a failure).
-	Success Outcome = iota
-	// Failure is a connect error, reset, timeout or a status the proxy counts
-	// as a failure (5xx). It feeds the latency estimate and the error
-	// counts.
-	Failure
-	// Ignored means the attempt says nothing about the endpoint (the
-	// client went away, a losing hedge was cancelled). Only the in-flight
-	// count moves.
-	Ignored
+	Success = breaker.Success
+	Failure = breaker.Failure
+	Ignored = breaker.Ignored
 )
-
-// String returns "success", "failure" or "ignored".
-func (o Outcome) String() string {
-	switch o {
-	case Success:
-		return "success"
-	case Failure:
-		return "failure"
-	case Ignored:
-		return "ignored"
-	}
-	return fmt.Sprintf("Outcome(%d)", uint8(o))
-}
 
 // cacheLine keeps the counters written on every request off the line of the
 // fields that pickers only read.
