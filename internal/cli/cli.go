@@ -31,11 +31,13 @@ func commands() map[string]command {
 // code: 0 on success, 1 when the command failed, 2 on a usage error.
 func Run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		// A usage error, like an unknown command: usage on errOut.
+		usage(errOut, cmds)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(out, cmds)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	c, ok := cmds[args[0]]

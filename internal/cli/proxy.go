@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,6 +43,10 @@ func proxyCommand(ctx context.Context, args []string, out, errOut io.Writer) int
 	return serve(ctx, cfg, "", *grace, errOut)
 }
 
+// maxRetries is the most --retries allows: config.Retry.Attempts, which
+// counts the first attempt too, is at most 10.
+const maxRetries = 9
+
 type proxyFlags struct {
 	listen, to, lb, admin  string
 	connect, perTry, total time.Duration
@@ -52,6 +57,9 @@ type proxyFlags struct {
 func proxyConfig(f proxyFlags) (*config.Config, error) {
 	if strings.TrimSpace(f.to) == "" {
 		return nil, fmt.Errorf("proxy: --to is required (for example --to 127.0.0.1:9001,127.0.0.1:9002)")
+	}
+	if f.retries < 0 || f.retries > maxRetries {
+		return nil, fmt.Errorf("proxy: --retries must be in [0, %d], got %d", maxRetries, f.retries)
 	}
 	var addrs []string
 	for _, a := range strings.Split(f.to, ",") {
@@ -72,7 +80,40 @@ func proxyConfig(f proxyFlags) (*config.Config, error) {
 	cfg.Clusters = []config.Cluster{cl}
 	cfg.Routes = []config.Route{rt}
 	if err := cfg.Validate(); err != nil {
+		var errs *config.Errors
+		if errors.As(err, &errs) {
+			for i, e := range errs.List {
+				errs.List[i].Path = flagOf(cfg, e.Path)
+			}
+		}
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// flagOf names the flag behind a path of the configuration proxyConfig
+// builds, so that errors speak of what the user typed; other paths are
+// kept.
+func flagOf(cfg *config.Config, path string) string {
+	var i int
+	if _, err := fmt.Sscanf(path, "clusters[0].endpoints[%d].address", &i); err == nil && i < len(cfg.Clusters[0].Endpoints) {
+		return fmt.Sprintf("--to %s", cfg.Clusters[0].Endpoints[i].Address)
+	}
+	switch path {
+	case "listeners[0].address":
+		return "--listen"
+	case "clusters[0].endpoints":
+		return "--to"
+	case "clusters[0].lb.policy":
+		return "--lb"
+	case "clusters[0].connect_timeout":
+		return "--connect-timeout"
+	case "routes[0].per_try_timeout":
+		return "--per-try-timeout"
+	case "routes[0].timeout":
+		return "--timeout"
+	case "admin.address":
+		return "--admin"
+	}
+	return path
 }

@@ -50,6 +50,9 @@ func serve(ctx context.Context, cfg *config.Config, path string, grace time.Dura
 		fmt.Fprintln(errOut, "rampart:", err)
 		return 1
 	}
+	// The SIGHUP forwarder ends with serve, even when Run fails early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
