@@ -155,6 +155,7 @@ type request struct {
 	failures  []string // why attempts failed, in order
 	upstream  time.Duration
 	failure   string // why the request failed, if it did
+	switched  bool   // the upstream switched protocols (101); set by modifyResponse
 	setSticky *endpoint.Endpoint
 }
 
@@ -174,6 +175,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	defer g.finish(rq, rec, r)
 
+	if p, changed := normalizePath(r.URL.Path); changed {
+		// Match and forward the same path: a route that guards /admin must
+		// not be passed by /public/../admin, whatever the upstream does
+		// with dot segments.
+		r = r.WithContext(r.Context())
+		u := *r.URL
+		u.Path, u.RawPath = p, ""
+		r.URL = &u
+	}
 	rt := t.match(r)
 	if rt == nil {
 		rec.Header().Set(headerRequestID, rq.id)
@@ -297,9 +307,15 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 func (g *Gateway) finish(rq *request, rec *recorder, r *http.Request) {
 	status := rec.status
 	if status == 0 {
-		status = http.StatusOK
-		if rq.failure == "client_closed" {
+		switch {
+		case rq.failure == "client_closed":
 			status = StatusClientClosed
+		case rq.switched:
+			// The ReverseProxy wrote the 101 on the hijacked connection,
+			// past the recorder.
+			status = http.StatusSwitchingProtocols
+		default:
+			status = http.StatusOK
 		}
 	}
 	routeName, clusterName := "", ""

@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"net/http"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -89,7 +90,7 @@ func (v valueMatcher) matches(values []string) bool {
 
 func compileMatch(m config.Match) (matcher, error) {
 	c := matcher{methods: m.Methods}
-	switch h := strings.ToLower(m.Host); {
+	switch h := trimDot(strings.ToLower(m.Host)); {
 	case strings.HasPrefix(h, "*."):
 		c.hostSuffix = h[1:]
 	default:
@@ -128,10 +129,7 @@ func compileMatch(m config.Match) (matcher, error) {
 
 func (m *matcher) matches(r *http.Request) bool {
 	if m.host != "" || m.hostSuffix != "" {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
+		host := hostOnly(r.Host)
 		if m.host != "" && !strings.EqualFold(host, m.host) {
 			return false
 		}
@@ -223,4 +221,48 @@ func (d *directResponse) serve(w http.ResponseWriter, id string) {
 	}
 	w.WriteHeader(d.status)
 	_, _ = w.Write(d.body)
+}
+
+// hostOnly is a Host header without its port, IPv6 brackets or the
+// trailing dot of a fully qualified name.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return trimDot(host)
+}
+
+// trimDot drops the trailing dot of a fully qualified name ("a.example.")
+// but leaves a lone ".".
+func trimDot(host string) string {
+	if len(host) > 1 && host[len(host)-1] == '.' {
+		return host[:len(host)-1]
+	}
+	return host
+}
+
+// normalizePath resolves dot segments and merges repeated slashes, keeping
+// a trailing slash; changed is false (and nothing allocated) for the usual
+// path that needs none of it.
+func normalizePath(p string) (clean string, changed bool) {
+	if p == "" {
+		return "/", true
+	}
+	needs := p[0] != '/'
+	for i := 0; i < len(p)-1 && !needs; i++ {
+		if p[i] == '/' && (p[i+1] == '/' || p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/' ||
+			p[i+2] == '.' && (i+3 == len(p) || p[i+3] == '/'))) {
+			needs = true
+		}
+	}
+	if !needs {
+		return p, false
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c, c != p
 }
