@@ -6,7 +6,7 @@ FUZZTIME      ?= 10s
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 
-.PHONY: test test-deps check fmt vet lint bench fuzz build
+.PHONY: test test-deps check fmt vet lint bench bench-proxy fuzz build
 
 build:
 	$(GO) build ./...
@@ -40,6 +40,11 @@ $(GOBIN)/golangci-lint:
 # module) and prints a benchstat table.
 bench:
 	@scripts/libcompare.sh $(BENCHTIME) $(BENCHCOUNT)
+
+# bench-proxy runs Rampart, nginx and HAProxy side by side under wrk
+# (installs them with apt when missing); see bench/proxy/README.md.
+bench-proxy:
+	@bench/proxy/run.sh
 
 # fuzz runs every native fuzz target for FUZZTIME each.
 fuzz:
