@@ -79,6 +79,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	rq.route.responseHeaders.apply(resp.Header)
 	resp.Header.Set(headerRequestID, rq.id)
+	rq.switched = resp.StatusCode == http.StatusSwitchingProtocols
 	rq.mu.Lock()
 	ep := rq.setSticky
 	rq.mu.Unlock()
