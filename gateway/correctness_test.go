@@ -707,11 +707,10 @@ func TestTrailersPassedThrough(t *testing.T) {
 			t.Errorf("client trailers (-got +want):\n%s", diff)
 		}
 	})
-	// Request trailer values arrive after routing and header checks were
-	// done, so they are not forwarded (RFC 9112 §7.1.2 allows discarding
-	// them; Traefik does the same). httputil.ReverseProxy clones the
-	// request before they are read; this pins that behaviour.
-	t.Run("request trailer values dropped", func(t *testing.T) {
+	// Request trailers arrive after the body; the gateway's forwarding
+	// path hands the upstream the inbound trailer map, which the server
+	// fills once the body is read, so their values reach the upstream.
+	t.Run("request trailer values forwarded", func(t *testing.T) {
 		up, seen := pcEcho(t)
 		gw := newPCGateway(t, pcYAML("", "", hostOf(up)))
 		req := gw.request(t, http.MethodPut, "/", io.MultiReader(strings.NewReader("body")), nil)
@@ -720,8 +719,8 @@ func TestTrailersPassedThrough(t *testing.T) {
 			t.Fatalf("PUT = %d, want 200", resp.StatusCode)
 		}
 		s := pcRecv(t, seen, "the upstream request")
-		if string(s.Body) != "body" || s.Trailer.Get("X-Req-Sum") != "" {
-			t.Errorf("upstream body, X-Req-Sum trailer = %q, %q; want body and no value", s.Body, s.Trailer.Get("X-Req-Sum"))
+		if string(s.Body) != "body" || s.Trailer.Get("X-Req-Sum") != "abc" {
+			t.Errorf("upstream body, X-Req-Sum trailer = %q, %q; want body and abc", s.Body, s.Trailer.Get("X-Req-Sum"))
 		}
 	})
 }

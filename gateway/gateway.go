@@ -257,7 +257,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cancel(nil)
 		}()
 	}
-	g.proxy.ServeHTTP(rec, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if isUpgrade(r.Header) {
+		g.proxy.ServeHTTP(rec, r)
+		return
+	}
+	g.forward(rec, r, rq)
 }
 
 // fail answers a request that failed before or instead of reaching an

@@ -52,12 +52,18 @@ func (r *recorder) Flush() {
 // hop-by-hop headers and any X-Forwarded-* from the clone.
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	rq := requestFrom(pr.In.Context())
-	rt, cl := rq.route, rq.cluster
 	setForwarded(pr, rq.peerTrusted)
-	out := pr.Out
+	g.shapeOutbound(pr.Out, pr.In, rq)
+}
+
+// shapeOutbound points out at the cluster (the endpoint is picked per
+// attempt), rewrites its path and applies the route's header edits and
+// the request id.
+func (g *Gateway) shapeOutbound(out, in *http.Request, rq *request) {
+	rt, cl := rq.route, rq.cluster
 	out.URL.Scheme = cl.scheme
 	out.URL.Host = cl.name // replaced by the endpoint's address per attempt
-	out.Host = pr.In.Host  // the upstream sees the host the client asked for
+	out.Host = in.Host     // the upstream sees the host the client asked for
 	if rt.stripPrefix != "" && strings.HasPrefix(out.URL.Path, rt.stripPrefix) {
 		p := rt.replacePrefix + out.URL.Path[len(rt.stripPrefix):]
 		if p == "" {
@@ -68,7 +74,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		out.URL.Path, out.URL.RawPath = p, ""
 	}
 	rt.requestHeaders.apply(out.Header)
-	out.Header.Set(headerRequestID, rq.id)
+	out.Header[headerRequestID] = []string{rq.id}
 }
 
 // modifyResponse edits the response headers on the way back.

@@ -200,7 +200,10 @@ func (o *headerOps) apply(h http.Header) {
 		h.Set(kv[0], kv[1])
 	}
 	for _, kv := range o.add {
-		h.Add(kv[0], kv[1])
+		// Value slices may be shared with the inbound request: copy
+		// before appending, never append in place.
+		vv := h[kv[0]]
+		h[kv[0]] = append(vv[:len(vv):len(vv)], kv[1])
 	}
 }
 
