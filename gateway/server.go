@@ -38,6 +38,10 @@ type Server struct {
 	// ShutdownGrace bounds the drain on shutdown. Zero means
 	// DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+	// DrainDelay is how long the listeners keep accepting after /readyz
+	// turns 503 at shutdown, so that load balancers polling it stop
+	// sending first (Kubernetes' preStop pattern). Zero means none.
+	DrainDelay time.Duration
 	// Logger receives lifecycle logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// OnListening, when not nil, is called once every listener is bound,
@@ -61,8 +65,9 @@ func (s *Server) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	cfg := s.Gateway.Config()
 
-	var servers []*http.Server
+	var servers []*http.Server // the admin server, if any, comes first
 	var lns []net.Listener
+	idle := &newConns{conns: make(map[net.Conn]time.Time)}
 	closeAll := func() {
 		for _, ln := range lns {
 			_ = ln.Close()
@@ -85,6 +90,7 @@ func (s *Server) Run(ctx context.Context, reload <-chan struct{}) error {
 			closeAll()
 			return err
 		}
+		srv.ConnState = idle.track
 		ln, err := net.Listen("tcp", lc.Address)
 		if err != nil {
 			closeAll()
@@ -145,17 +151,43 @@ loop:
 	}
 	stopWatch()
 
-	// Drain: say not ready, stop accepting, let in-flight requests finish.
+	// Drain: say not ready (and keep saying it on the admin listener, which
+	// closes last), stop accepting, let in-flight requests finish.
 	s.Gateway.SetReady(false)
-	lg.Info("shutting down", "grace", grace.String())
+	lg.Info("shutting down", "grace", grace.String(), "drain_delay", s.DrainDelay.String())
+	if s.DrainDelay > 0 {
+		t := time.NewTimer(s.DrainDelay)
+		<-t.C
+	}
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
+	traffic := servers
+	var admin *http.Server
+	if adminAddr != nil {
+		admin, traffic = servers[0], servers[1:]
+	}
 	var shutdownErr error
-	for _, srv := range servers {
-		if err := srv.Shutdown(drainCtx); err != nil {
-			shutdownErr = err
-			_ = srv.Close()
-		}
+	var mu sync.Mutex
+	var drain sync.WaitGroup
+	for _, srv := range traffic {
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			if err := srv.Shutdown(drainCtx); err != nil {
+				mu.Lock()
+				shutdownErr = err
+				mu.Unlock()
+				_ = srv.Close()
+			}
+		}()
+	}
+	// net/http counts a connection that has not sent a request yet as busy
+	// for five seconds; clients' spare pooled connections would hold the
+	// drain that long. Close the ones still silent after a moment.
+	idle.closeSilent(drainCtx, &drain)
+	drain.Wait()
+	if admin != nil {
+		_ = admin.Shutdown(drainCtx)
 	}
 	wg.Wait()
 	s.Gateway.Close()
@@ -282,4 +314,51 @@ func watchFile(ctx context.Context, wg *sync.WaitGroup, path string, changes cha
 		}
 	}()
 	return nil
+}
+
+// newConns tracks connections that have not sent a request yet.
+type newConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]time.Time // accepted, no request yet
+}
+
+func (n *newConns) track(c net.Conn, state http.ConnState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if state == http.StateNew {
+		n.conns[c] = time.Now()
+		return
+	}
+	delete(n.conns, c)
+}
+
+// silentFor is how long a connection may stay silent during a drain before
+// it is closed: enough for a request already on the wire to arrive.
+const silentFor = 200 * time.Millisecond
+
+// closeSilent closes, until the servers in done have drained or ctx ends,
+// every connection that has stayed silent for silentFor.
+func (n *newConns) closeSilent(ctx context.Context, done *sync.WaitGroup) {
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	tick := time.NewTicker(silentFor / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+			<-finished
+			return
+		case <-tick.C:
+			n.mu.Lock()
+			for c, since := range n.conns {
+				if time.Since(since) >= silentFor {
+					_ = c.Close()
+					delete(n.conns, c)
+				}
+			}
+			n.mu.Unlock()
+		}
+	}
 }

@@ -40,7 +40,7 @@ func proxyCommand(ctx context.Context, args []string, out, errOut io.Writer) int
 		return 2
 	}
 	fmt.Fprintf(out, "rampart: proxying %s to %s (lb %s); admin on %s\n", *listen, *to, *lb, *admin)
-	return serve(ctx, cfg, "", *grace, errOut)
+	return serve(ctx, cfg, "", serveOptions{grace: *grace}, errOut)
 }
 
 // maxRetries is the most --retries allows: config.Retry.Attempts, which

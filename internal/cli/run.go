@@ -24,6 +24,7 @@ func runCommand(ctx context.Context, args []string, _, errOut io.Writer) int {
 	fset.SetOutput(errOut)
 	path := fset.String("c", "", "configuration file (default ./"+defaultConfigPath+", or the built-in default when there is none)")
 	grace := fset.Duration("grace", gateway.DefaultShutdownGrace, "how long in-flight requests may take to finish on shutdown")
+	drainDelay := fset.Duration("drain-delay", 0, "how long to keep accepting after /readyz turns 503 on shutdown, for load balancers to notice")
 	if code := parseFlags(fset, args); code >= 0 {
 		return code
 	}
@@ -39,11 +40,16 @@ func runCommand(ctx context.Context, args []string, _, errOut io.Writer) int {
 	} else {
 		lg.Info("configuration loaded", "path", from)
 	}
-	return serve(ctx, cfg, from, *grace, errOut)
+	return serve(ctx, cfg, from, serveOptions{grace: *grace, drainDelay: *drainDelay}, errOut)
+}
+
+// serveOptions are the lifecycle settings of serve.
+type serveOptions struct {
+	grace, drainDelay time.Duration
 }
 
 // serve runs the gateway until ctx ends, reloading on SIGHUP.
-func serve(ctx context.Context, cfg *config.Config, path string, grace time.Duration, errOut io.Writer) int {
+func serve(ctx context.Context, cfg *config.Config, path string, opts serveOptions, errOut io.Writer) int {
 	lg := logger(errOut)
 	g, err := gateway.New(cfg, gateway.Options{Logger: lg})
 	if err != nil {
@@ -70,7 +76,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, grace time.Dura
 			}
 		}
 	}()
-	srv := &gateway.Server{Gateway: g, ConfigPath: path, ShutdownGrace: grace, Logger: lg}
+	srv := &gateway.Server{Gateway: g, ConfigPath: path, ShutdownGrace: opts.grace, DrainDelay: opts.drainDelay, Logger: lg}
 	if err := srv.Run(ctx, reload); err != nil {
 		fmt.Fprintln(errOut, "rampart:", err)
 		return 1
