@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rampart-ha/rampart/balancer"
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
@@ -53,6 +55,10 @@ type cluster struct {
 	transport *http.Transport
 	bulkhead  *bulkhead.Bulkhead
 	adaptive  *adaptive.Limiter
+
+	epStats      map[*endpoint.Endpoint]*endpointStats
+	upstreamTime prometheus.Observer
+	queueWait    prometheus.Observer
 }
 
 // build compiles cfg into a table. Objects whose configuration did not
@@ -101,7 +107,12 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 }
 
 func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*cluster, error) {
-	cl := &cluster{name: cc.Name, scheme: "http"}
+	cl := &cluster{
+		name: cc.Name, scheme: "http",
+		epStats:      make(map[*endpoint.Endpoint]*endpointStats, len(cc.Endpoints)),
+		upstreamTime: g.metrics.upstreamTime.WithLabelValues(cc.Name),
+		queueWait:    g.metrics.queueWait.WithLabelValues(cc.Name),
+	}
 	if cc.TLS.Enabled {
 		cl.scheme = "https"
 	}
@@ -111,6 +122,7 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*clu
 			return nil, fmt.Errorf("endpoints[%d]: %w", i, err)
 		}
 		cl.endpoints = append(cl.endpoints, ep)
+		cl.epStats[ep] = newEndpointStats(g.metrics, cc.Name, ep)
 	}
 
 	bcfg := balancer.Config{}
@@ -236,6 +248,7 @@ func (g *Gateway) buildRoute(next map[string]carried, t *table, rc config.Route)
 		requestHeaders:  compileHeaderOps(rc.RequestHeaders),
 		responseHeaders: compileHeaderOps(rc.ResponseHeaders),
 		timeout:         time.Duration(rc.Timeout),
+		bare:            newRouteStats(g.metrics, rc.Name, ""),
 	}
 	if rl := rc.RateLimit; rl != nil {
 		kc := rl.KeyedConfig()
@@ -274,6 +287,9 @@ func (g *Gateway) buildRoute(next map[string]carried, t *table, rc config.Route)
 	}
 	if len(rt.clusters) == 0 {
 		return nil, errors.New("no cluster to send to")
+	}
+	for _, cl := range rt.clusters {
+		rt.stats = append(rt.stats, newRouteStats(g.metrics, rc.Name, cl.name))
 	}
 
 	on, err := parseRetryOn(rc.Retry.On, rc.Retry.StatusCodes, rc.Retry.NonIdempotent)

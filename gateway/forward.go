@@ -164,10 +164,11 @@ func (g *Gateway) setForwardedHeaders(h http.Header, in *http.Request, rq *reque
 		peer = host
 	}
 	if prior := in.Header[headerForwardedFor]; rq.peerTrusted && len(prior) > 0 {
-		h[headerForwardedFor] = []string{strings.Join(prior, ", ") + ", " + peer}
+		rq.hv[0] = strings.Join(prior, ", ") + ", " + peer
 	} else {
-		h[headerForwardedFor] = []string{peer}
+		rq.hv[0] = peer
 	}
+	h[headerForwardedFor] = rq.hv[0:1:1]
 	if v := in.Header[headerForwardedProto]; rq.peerTrusted && len(v) > 0 {
 		h[headerForwardedProto] = v
 	} else if in.TLS != nil {
@@ -178,7 +179,8 @@ func (g *Gateway) setForwardedHeaders(h http.Header, in *http.Request, rq *reque
 	if v := in.Header[headerForwardedHost]; rq.peerTrusted && len(v) > 0 {
 		h[headerForwardedHost] = v
 	} else {
-		h[headerForwardedHost] = []string{in.Host}
+		rq.hv[1] = in.Host
+		h[headerForwardedHost] = rq.hv[1:2:2]
 	}
 }
 

@@ -154,8 +154,10 @@ type request struct {
 	attempts  int
 	failures  []string // why attempts failed, in order
 	upstream  time.Duration
-	failure   string // why the request failed, if it did
-	switched  bool   // the upstream switched protocols (101); set by modifyResponse
+	stats     *routeStats // where the request is counted; nil before a route matched
+	hv        [3]string   // storage for forwarded header values, to spare allocations
+	failure   string      // why the request failed, if it did
+	switched  bool        // the upstream switched protocols (101); set by modifyResponse
 	setSticky *endpoint.Endpoint
 }
 
@@ -195,7 +197,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, strings.TrimSuffix(msg, "\n"), http.StatusNotFound)
 		return
 	}
-	rq.route = rt
+	rq.route, rq.stats = rt, rt.bare
 	if rt.limiter != nil {
 		if ok, retryAfter := rt.limiter.Try(rt.limitKey(r, rq.clientIP)); !ok {
 			g.metrics.rejections.WithLabelValues(rt.name, "", "rate_limit").Inc()
@@ -207,14 +209,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.direct.serve(rec, rq.id)
 		return
 	}
-	cl := rt.pickCluster()
-	rq.cluster = cl
+	cl, stats := rt.pickCluster()
+	rq.cluster, rq.stats = cl, stats
 	ctx := r.Context()
 	if cl.bulkhead != nil {
 		waitStart := time.Now()
 		p, err := cl.bulkhead.Acquire(ctx)
 		if wait := time.Since(waitStart); wait > time.Millisecond {
-			g.metrics.queueWait.WithLabelValues(cl.name).Observe(wait.Seconds())
+			cl.queueWait.Observe(wait.Seconds())
 		}
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
@@ -323,16 +325,14 @@ func (g *Gateway) finish(rq *request, rec *recorder, r *http.Request) {
 			status = http.StatusOK
 		}
 	}
-	routeName, clusterName := "", ""
-	if rq.route != nil {
-		routeName = rq.route.name
-	}
-	if rq.cluster != nil {
-		clusterName = rq.cluster.name
-	}
 	d := time.Since(rq.start)
-	g.metrics.requests.WithLabelValues(routeName, clusterName, statusLabel(status)).Inc()
-	g.metrics.duration.WithLabelValues(routeName, clusterName).Observe(d.Seconds())
+	if s := rq.stats; s != nil {
+		s.count(status)
+		s.duration.Observe(d.Seconds())
+	} else {
+		g.metrics.requests.WithLabelValues("", "", statusLabel(status)).Inc()
+		g.metrics.duration.WithLabelValues("", "").Observe(d.Seconds())
+	}
 	if a := rq.t.access; a != nil {
 		a.log(r, rq, status, rec.bytes, d)
 	}

@@ -55,6 +55,13 @@ func peerAddr(r *http.Request) (netip.Addr, bool) {
 // whatever the client claimed). peerTrusted reports whether the peer is a
 // trusted proxy.
 func (t trustedProxies) clientIP(r *http.Request) (ip string, peerTrusted bool) {
+	if len(t.prefixes) == 0 {
+		// Nobody is trusted: the peer is the client. An IPv4 peer's text
+		// is already canonical, so no parse and no allocation.
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && !strings.Contains(host, ":") {
+			return host, false
+		}
+	}
 	peer, ok := peerAddr(r)
 	if !ok {
 		return r.RemoteAddr, false

@@ -74,7 +74,8 @@ func (g *Gateway) shapeOutbound(out, in *http.Request, rq *request) {
 		out.URL.Path, out.URL.RawPath = p, ""
 	}
 	rt.requestHeaders.apply(out.Header)
-	out.Header[headerRequestID] = []string{rq.id}
+	rq.hv[2] = rq.id
+	out.Header[headerRequestID] = rq.hv[2:3:3]
 }
 
 // modifyResponse edits the response headers on the way back.
@@ -169,8 +170,12 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		outcome, reason = endpoint.Failure, "status_"+statusLabel(resp.StatusCode)
 	}
 	call.End(outcome)
-	t.g.metrics.attempts.WithLabelValues(cl.name, ep.Address(), outcome.String()).Inc()
-	t.g.metrics.upstreamTime.WithLabelValues(cl.name).Observe(took.Seconds())
+	if s := cl.epStats[ep]; s != nil {
+		s[outcome].Inc()
+	} else {
+		t.g.metrics.attempts.WithLabelValues(cl.name, ep.Address(), outcome.String()).Inc()
+	}
+	cl.upstreamTime.Observe(took.Seconds())
 	rq.mu.Lock()
 	rq.upstream += took
 	if reason != "" {

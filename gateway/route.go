@@ -23,8 +23,10 @@ type route struct {
 	requestHeaders, responseHeaders headerOps
 	direct                          *directResponse
 
-	clusters []*cluster // one, or the branches of a split
-	cum      []int      // cumulative split weights
+	clusters []*cluster    // one, or the branches of a split
+	stats    []*routeStats // metrics per branch, as clusters
+	bare     *routeStats   // metrics of requests answered before a cluster was chosen
+	cum      []int         // cumulative split weights
 	total    int
 
 	timeout   time.Duration
@@ -35,11 +37,12 @@ type route struct {
 	limitHdr  string
 }
 
-func (rt *route) pickCluster() *cluster {
-	if len(rt.clusters) == 1 {
-		return rt.clusters[0]
+func (rt *route) pickCluster() (*cluster, *routeStats) {
+	i := 0
+	if len(rt.clusters) > 1 {
+		i = pickSplit(rt.total, rt.cum)
 	}
-	return rt.clusters[pickSplit(rt.total, rt.cum)]
+	return rt.clusters[i], rt.stats[i]
 }
 
 // limitKey is the rate-limit key of a request.

@@ -172,6 +172,7 @@ func Idempotent(req *http.Request) bool {
 // for what is retried and which response is returned.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := &call{t: t, req: req, idempotent: t.idempotent(req)}
+	c.responses = c.respBuf[:0]
 	if err := c.prepareBody(); err != nil {
 		return nil, err
 	}
@@ -181,14 +182,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	resp, err := t.chain(attempt)(ctx)
-	var se *StatusError
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// The caller gave up, perhaps while a retry waited: its own error,
-		// not the last failed response, is the answer.
-		err = ctx.Err()
-	case err != nil && errors.As(err, &se):
-		resp, err = se.Response, nil
+	if err != nil {
+		if ctx.Err() != nil {
+			// The caller gave up, perhaps while a retry waited: its own
+			// error, not the last failed response, is the answer.
+			err = ctx.Err()
+		} else if se := asStatusError(err); se != nil {
+			resp, err = se.Response, nil
+		}
 	}
 	if err != nil {
 		resp = nil
@@ -216,8 +217,9 @@ type call struct {
 	// limit refused the call), because a RoundTripper must always close the
 	// request body.
 	onceTaken bool
-	responses []*http.Response // every response an attempt produced
-	finished  bool             // RoundTrip has returned; late responses are closed at once
+	responses []*http.Response  // every response an attempt produced
+	respBuf   [2]*http.Response // responses' storage for the usual one or two
+	finished  bool              // RoundTrip has returned; late responses are closed at once
 }
 
 // prepareBody makes the request body replayable when it can be.
@@ -478,4 +480,14 @@ func hedgePolicy(h *hedge.Hedger) resilience.Policy[*http.Response] {
 			return resp
 		},
 	})
+}
+
+// asStatusError returns the StatusError in err's chain, or nil. It is a
+// function of its own so that only the error path pays for errors.As.
+func asStatusError(err error) *StatusError {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se
+	}
+	return nil
 }
