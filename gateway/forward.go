@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -80,8 +81,8 @@ outer:
 // request in one pass, sends it through the route transport and streams
 // the response back. It does what httputil.ReverseProxy does for this case
 // with fewer copies; upgrades still go through the ReverseProxy.
-func (g *Gateway) forward(w *recorder, in *http.Request, rq *request) {
-	out := in.WithContext(in.Context())
+func (g *Gateway) forward(ctx context.Context, w *recorder, in *http.Request, rq *request) {
+	out := in.WithContext(ctx)
 	u := *in.URL
 	out.URL = &u
 	out.RequestURI = ""

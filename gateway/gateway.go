@@ -259,12 +259,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cancel(nil)
 		}()
 	}
-	r = r.WithContext(ctx)
 	if isUpgrade(r.Header) {
-		g.proxy.ServeHTTP(rec, r)
+		g.proxy.ServeHTTP(rec, r.WithContext(ctx))
 		return
 	}
-	g.forward(rec, r, rq)
+	g.forward(ctx, rec, r, rq)
 }
 
 // fail answers a request that failed before or instead of reaching an

@@ -85,7 +85,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	rq.route.responseHeaders.apply(resp.Header)
-	resp.Header.Set(headerRequestID, rq.id)
+	resp.Header[headerRequestID] = rq.hv[2:3:3] // set by shapeOutbound; read-only
 	rq.switched = resp.StatusCode == http.StatusSwitchingProtocols
 	rq.mu.Lock()
 	ep := rq.setSticky
@@ -148,13 +148,15 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	rq.mu.Unlock()
 
-	out := *req
+	// req is this attempt's own copy (resiliencehttp makes one per
+	// attempt), so it is pointed at the endpoint in place; only the URL,
+	// which attempts share, is copied.
 	u := *req.URL
 	u.Host = ep.Address()
-	out.URL = &u
+	req.URL = &u
 	call := ep.Begin()
 	start := time.Now()
-	resp, err := cl.transport.RoundTrip(&out)
+	resp, err := cl.transport.RoundTrip(req)
 	took := time.Since(start)
 	outcome, reason := endpoint.Success, ""
 	switch {
