@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-ha/rampart/balancer"
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
+	h1 "github.com/rampart-ha/rampart/gateway/upstream"
 	"github.com/rampart-ha/rampart/resilience"
 	"github.com/rampart-ha/rampart/resilience/adaptive"
 	"github.com/rampart-ha/rampart/resilience/bulkhead"
@@ -51,8 +52,8 @@ type cluster struct {
 	scheme    string
 	endpoints []*endpoint.Endpoint
 	balancer  balancer.Balancer
-	sticky    *balancer.Sticky // nil without sticky sessions
-	transport *http.Transport
+	sticky    *balancer.Sticky  // nil without sticky sessions
+	transport http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
 	bulkhead  *bulkhead.Bulkhead
 	adaptive  *adaptive.Limiter
 
@@ -154,12 +155,8 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*clu
 	cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
 
 	tr, err := carryGet(g.carry, next, "transport/"+cc.Name, fmt.Sprint(cc.Protocol, cc.TLS, cc.ConnectTimeout, cc.Pool),
-		func() (*http.Transport, func(), error) {
-			tr, err := newUpstreamTransport(cc)
-			if err != nil {
-				return nil, nil, err
-			}
-			return tr, tr.CloseIdleConnections, nil
+		func() (http.RoundTripper, func(), error) {
+			return newUpstreamTransport(cc)
 		})
 	if err != nil {
 		return nil, err
@@ -189,9 +186,26 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*clu
 	return cl, nil
 }
 
-// newUpstreamTransport builds the connection pool to a cluster's endpoints.
-func newUpstreamTransport(cc config.Cluster) (*http.Transport, error) {
+// newUpstreamTransport builds the connection pool to a cluster's endpoints
+// and the function that closes its idle connections. Plain HTTP/1.1 goes
+// through package upstream, which reads and writes on the request's own
+// goroutine; TLS and HTTP/2 through net/http's Transport.
+func newUpstreamTransport(cc config.Cluster) (http.RoundTripper, func(), error) {
 	connect := time.Duration(cc.ConnectTimeout)
+	if cc.Protocol == config.ProtocolHTTP1 && !cc.TLS.Enabled {
+		tr, err := h1.New(h1.Config{
+			DialTimeout:           connect,
+			MaxIdlePerHost:        cc.Pool.MaxIdlePerEndpoint,
+			MaxConnsPerHost:       cc.Pool.MaxConnsPerEndpoint,
+			IdleTimeout:           time.Duration(cc.Pool.IdleTimeout),
+			KeepAlive:             30 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return tr, tr.CloseIdleConnections, nil
+	}
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
@@ -212,11 +226,11 @@ func newUpstreamTransport(cc config.Cluster) (*http.Transport, error) {
 		if cc.TLS.CAFile != "" {
 			pem, err := os.ReadFile(cc.TLS.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("tls.ca_file: %w", err)
+				return nil, nil, fmt.Errorf("tls.ca_file: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", cc.TLS.CAFile)
+				return nil, nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", cc.TLS.CAFile)
 			}
 			tc.RootCAs = pool
 		}
@@ -232,7 +246,7 @@ func newUpstreamTransport(cc config.Cluster) (*http.Transport, error) {
 		p.SetHTTP1(true)
 	}
 	tr.Protocols = &p
-	return tr, nil
+	return tr, tr.CloseIdleConnections, nil
 }
 
 func (g *Gateway) buildRoute(next map[string]carried, t *table, rc config.Route) (*route, error) {

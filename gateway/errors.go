@@ -14,6 +14,7 @@ import (
 	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/bulkhead"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
+	"github.com/rampart-ha/rampart/resilience/resiliencehttp"
 	"github.com/rampart-ha/rampart/resilience/retry"
 	"github.com/rampart-ha/rampart/resilience/timeout"
 )
@@ -48,7 +49,11 @@ type failure struct {
 func classify(err error, clientGone bool) failure {
 	var limited *ratelimit.LimitedError
 	switch {
-	case clientGone || errors.Is(err, context.Canceled) && !errors.Is(err, ErrRouteTimeout):
+	case errors.Is(err, ErrRouteTimeout), errors.Is(err, resiliencehttp.ErrPerTryTimeout):
+		// A timeout cancels the attempt's context, so its error may also
+		// read as a cancellation: the timeout is what happened.
+		return failure{status: http.StatusGatewayTimeout, reason: "timeout"}
+	case clientGone || errors.Is(err, context.Canceled):
 		return failure{status: StatusClientClosed, reason: "client_closed"}
 	case errors.As(err, &limited):
 		f := failure{status: http.StatusTooManyRequests, reason: "rate_limited"}

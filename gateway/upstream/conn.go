@@ -95,7 +95,7 @@ func (c *conn) close() {
 // context caused it.
 func (c *conn) ioErr(ctx context.Context, step string, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("upstream: %s %s: %w", step, c.host, ctx.Err())
+		return fmt.Errorf("upstream: %s %s: %w", step, c.host, ctxErr(ctx))
 	}
 	return fmt.Errorf("upstream: %s %s: %w", step, c.host, err)
 }
@@ -207,7 +207,7 @@ func (c *conn) awaitContinue(ctx context.Context) (ra *response, send bool, err 
 func (c *conn) setReadDeadline(ctx context.Context, t time.Time) error {
 	err := c.nc.SetReadDeadline(t)
 	if ctx.Err() != nil {
-		return fmt.Errorf("upstream: waiting for 100 Continue from %s: %w", c.host, ctx.Err())
+		return fmt.Errorf("upstream: waiting for 100 Continue from %s: %w", c.host, ctxErr(ctx))
 	}
 	if err != nil {
 		return fmt.Errorf("upstream: waiting for 100 Continue from %s: %w", c.host, err)
@@ -320,4 +320,15 @@ func eofIsUnexpected(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// ctxErr is why ctx ended: its cause when one was given (a per-try timeout,
+// say), as net/http reports it, else ctx.Err(). When the cause is not
+// ctx.Err() itself, both are in the chain, so errors.Is matches either.
+func ctxErr(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || errors.Is(cause, err) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", cause, err)
 }

@@ -32,7 +32,7 @@
 //     connection, which leaves the pool.
 //   - Cancellation: the request's context interrupts a dial, a write, a
 //     read of the response head and every later read of the body; the
-//     error then wraps ctx.Err().
+//     error then wraps context.Cause(ctx) and ctx.Err().
 //   - A failed dial returns the dialer's *net.OpError (Op "dial") as is.
 //   - A pooled connection that the server closed while it sat idle (the
 //     response ends before its first byte) is retried once on a new

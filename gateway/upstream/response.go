@@ -566,7 +566,7 @@ func (b *body) end(err error) {
 	}
 	switch {
 	case b.ctx.Err() != nil:
-		b.err = fmt.Errorf("upstream: reading response body from %s: %w", c.host, b.ctx.Err())
+		b.err = fmt.Errorf("upstream: reading response body from %s: %w", c.host, ctxErr(b.ctx))
 	case errors.Is(err, ErrProtocol):
 		b.err = err
 	default:
