@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/rampart-ha/rampart/endpoint"
+	"github.com/rampart-ha/rampart/internal/httpsyntax"
 	"github.com/rampart-ha/rampart/resilience"
 )
 
@@ -204,31 +205,14 @@ func (c Config) normalize() (Config, error) {
 // validToken checks an HTTP token (RFC 9110), the syntax of header and
 // cookie names.
 func validToken(s string) error {
-	if s == "" {
-		return fmt.Errorf("must not be empty")
-	}
-	for i := range len(s) {
-		c := s[i]
-		if c >= 0x80 || !tokenChar[c] {
-			return fmt.Errorf("invalid character %q at offset %d", c, i)
+	if ok, bad := httpsyntax.ValidToken(s); !ok {
+		if s == "" {
+			return fmt.Errorf("must not be empty")
 		}
+		return fmt.Errorf("invalid character %q at offset %d", s[bad], bad)
 	}
 	return nil
 }
-
-var tokenChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // builder is a Builder from a name and a constructor.
 type builder struct {

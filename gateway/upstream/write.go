@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/rampart-ha/rampart/internal/httpsyntax"
 )
 
 // validateRequest checks what RoundTrip will write, so that a bad request
@@ -62,31 +64,9 @@ func validateRequest(req *http.Request) error {
 	return nil
 }
 
-// tokenTable marks the bytes of an RFC 9110 token (tchar).
-var tokenTable = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenTable[s[i]] {
-			return false
-		}
-	}
-	return true
+	ok, _ := httpsyntax.ValidToken(s)
+	return ok
 }
 
 // validValue reports a field value with no control byte other than HT.
