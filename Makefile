@@ -6,10 +6,17 @@ FUZZTIME      ?= 10s
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 
-.PHONY: test test-deps check fmt vet lint bench bench-proxy fuzz build
+.PHONY: test test-deps check fmt vet lint bench bench-proxy fuzz build tidy
 
 build:
 	$(GO) build ./...
+
+# tidy tidies both modules: bench/libcompare replaces the main module, so a
+# dependency added there must be reflected in its go.sum too (vet fails
+# otherwise).
+tidy:
+	GOFLAGS= $(GO) mod tidy
+	cd bench/libcompare && GOFLAGS= $(GO) mod tidy
 
 # test installs what the tests need (apt packages such as etcd-server or
 # redis-server, when a test needs them) and runs every test with the race
