@@ -151,7 +151,10 @@ func (b *bucket) take(tat, now, inc int64) (newTat, wait int64) {
 // Only tests and diagnostics use it; the hot path works in nanoseconds.
 func (b *bucket) tokens(tat, now int64) float64 {
 	debt := max(tat-now, 0)
-	return float64(b.burst) * float64(b.tau-debt) / float64(b.tau)
+	// burst·(tau−debt)/tau can round one ULP above burst; subtracting the
+	// debt's share is exact at zero debt, and the clamp covers the rest.
+	t := float64(b.burst) - float64(b.burst)*float64(debt)/float64(b.tau)
+	return min(max(t, 0), float64(b.burst))
 }
 
 // clock measures nanoseconds since origin. With now nil it reads only the
