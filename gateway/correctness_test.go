@@ -67,12 +67,12 @@ func newPCGateway(t *testing.T, yaml string) *pcGW {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	srv := httptest.NewServer(g)
+	srv, stop := serveH1(t, g)
 	tr := &http.Transport{}
 	p := &pcGW{g: g, srv: srv, client: &http.Client{Transport: tr}, logs: logs}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
-		srv.Close()
+		stop()
 		g.Close()
 	})
 	return p

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rampart-ha/rampart/gateway/config"
+	"github.com/rampart-ha/rampart/gateway/h1server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,14 +42,36 @@ func newHarness(t *testing.T, yaml string) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	srv := httptest.NewServer(g)
+	srv, stop := serveH1(t, g)
 	h := &harness{g: g, srv: srv, access: access, client: &http.Client{}}
 	t.Cleanup(func() {
 		h.client.CloseIdleConnections()
-		srv.Close()
+		stop()
 		g.Close()
 	})
 	return h
+}
+
+// serveH1 serves h on loopback with the gateway's own HTTP/1.1 server, as
+// `rampart run` does for plain listeners, so that tests exercise the
+// server users get. The returned *httptest.Server only carries URL and
+// Listener: stop it with the returned function, not with its Close.
+func serveH1(t testing.TB, h http.Handler) (*httptest.Server, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &h1server.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	return &httptest.Server{URL: "http://" + ln.Addr().String(), Listener: ln}, func() {
+		_ = hs.Close()
+		<-done
+	}
 }
 
 // result is a finished response: status, headers and the whole body.

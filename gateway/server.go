@@ -16,6 +16,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/rampart-ha/rampart/gateway/config"
+	"github.com/rampart-ha/rampart/gateway/h1server"
 )
 
 // DefaultShutdownGrace is how long in-flight requests may take to finish
@@ -65,7 +66,7 @@ func (s *Server) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	cfg := s.Gateway.Config()
 
-	var servers []*http.Server // the admin server, if any, comes first
+	var servers []httpServer // the admin server, if any, comes first
 	var lns []net.Listener
 	idle := &newConns{conns: make(map[net.Conn]time.Time)}
 	closeAll := func() {
@@ -85,19 +86,18 @@ func (s *Server) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	var addrs []net.Addr
 	for _, lc := range cfg.Listeners {
-		srv, err := newHTTPServer(lc, s.Gateway)
+		srv, tlsConfig, err := newHTTPServer(lc, s.Gateway, idle.track)
 		if err != nil {
 			closeAll()
 			return err
 		}
-		srv.ConnState = idle.track
 		ln, err := net.Listen("tcp", lc.Address)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("listener %s (%s): %w", lc.Name, lc.Address, err)
 		}
-		if srv.TLSConfig != nil {
-			ln = tls.NewListener(ln, srv.TLSConfig)
+		if tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
 		}
 		lns = append(lns, ln)
 		addrs = append(addrs, ln.Addr())
@@ -162,7 +162,7 @@ loop:
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	traffic := servers
-	var admin *http.Server
+	var admin httpServer
 	if adminAddr != nil {
 		admin, traffic = servers[0], servers[1:]
 	}
@@ -228,9 +228,31 @@ func (g *Gateway) ReloadFile(path string) error {
 	return g.Apply(cfg)
 }
 
-// newHTTPServer makes the http.Server of one listener.
-func newHTTPServer(lc config.Listener, h http.Handler) (*http.Server, error) {
+// httpServer is what Run needs of a listener's server: net/http's, or
+// h1server's for plain HTTP/1.1.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// newHTTPServer makes the server of one listener, and its TLS config when
+// it serves HTTPS. A plain HTTP/1.1 listener gets the gateway's lean
+// server (package h1server); TLS, HTTP/2 and h2c stay on net/http.
+func newHTTPServer(lc config.Listener, h http.Handler, connState func(net.Conn, http.ConnState)) (httpServer, *tls.Config, error) {
+	if lc.TLS == nil && !lc.H2C {
+		return &h1server.Server{
+			Handler:           h,
+			ReadHeaderTimeout: time.Duration(lc.ReadHeaderTimeout),
+			ReadTimeout:       time.Duration(lc.ReadTimeout),
+			WriteTimeout:      time.Duration(lc.WriteTimeout),
+			IdleTimeout:       time.Duration(lc.IdleTimeout),
+			MaxHeaderBytes:    int(lc.MaxHeaderBytes),
+			ConnState:         connState,
+		}, nil, nil
+	}
 	srv := &http.Server{
+		ConnState:         connState,
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(lc.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(lc.ReadTimeout),
@@ -244,7 +266,7 @@ func newHTTPServer(lc config.Listener, h http.Handler) (*http.Server, error) {
 	case lc.TLS != nil:
 		cert, err := tls.LoadX509KeyPair(lc.TLS.CertFile, lc.TLS.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("listener %s: tls: %w", lc.Name, err)
+			return nil, nil, fmt.Errorf("listener %s: tls: %w", lc.Name, err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		if lc.HTTP2 {
@@ -257,7 +279,7 @@ func newHTTPServer(lc config.Listener, h http.Handler) (*http.Server, error) {
 		p.SetUnencryptedHTTP2(true)
 	}
 	srv.Protocols = &p
-	return srv, nil
+	return srv, srv.TLSConfig, nil
 }
 
 // watchFile sends on changes whenever the file at path is written,
