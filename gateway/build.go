@@ -382,19 +382,20 @@ func (g *Gateway) budget(next map[string]carried, key string, bc retry.BudgetCon
 
 func (g *Gateway) buildAccessLog(next map[string]carried, ac config.AccessLog) (*accessLog, error) {
 	return carryGet(g.carry, next, "access-log", ac.Path, func() (*accessLog, func(), error) {
-		var w io.Writer = os.Stdout
-		var closer func()
-		switch {
-		case g.accessOut != nil:
-			w = g.accessOut
-		case ac.Path != "":
+		if g.accessOut != nil {
+			return newAccessLog(g.accessOut), nil, nil
+		}
+		var out io.Writer = os.Stdout
+		closeOut := func() {}
+		if ac.Path != "" {
 			f, err := os.OpenFile(ac.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 			if err != nil {
 				return nil, nil, err
 			}
-			w, closer = f, func() { _ = f.Close() }
+			out, closeOut = f, func() { _ = f.Close() }
 		}
-		return newAccessLog(w), closer, nil
+		bw := newBufferedWriter(out, accessLogFlush)
+		return newAccessLog(bw), func() { bw.Close(); closeOut() }, nil
 	})
 }
 

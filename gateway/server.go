@@ -60,6 +60,9 @@ func (s *Server) Run(ctx context.Context, reload <-chan struct{}) error {
 	if lg == nil {
 		lg = slog.Default()
 	}
+	// The gateway's pools, access log and flusher end with Run, whether it
+	// drained or failed to bind.
+	defer s.Gateway.Close()
 	grace := s.ShutdownGrace
 	if grace == 0 {
 		grace = DefaultShutdownGrace
@@ -190,7 +193,6 @@ loop:
 		_ = admin.Shutdown(drainCtx)
 	}
 	wg.Wait()
-	s.Gateway.Close()
 	if shutdownErr != nil {
 		lg.Warn("drain did not finish in time; remaining connections closed", "error", shutdownErr)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,10 @@ func demoUpstream(name string, flaky bool) http.Handler {
 	})
 }
 
-func printDemoHelp(w io.Writer, listen string, admin net.Addr, upstreams []string) {
+func printDemoHelp(out io.Writer, listen string, admin net.Addr, upstreams []string) {
+	// One write, so that a reader never sees half of it.
+	w := &bytes.Buffer{}
+	defer func() { _, _ = out.Write(w.Bytes()) }()
 	fmt.Fprintf(w, `
 Rampart demo: the gateway on http://%[1]s balances over three upstreams
 (%[2]s, %[3]s, %[4]s); the third fails every third request with 503,
