@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -39,8 +40,14 @@ func proxyCommand(ctx context.Context, args []string, out, errOut io.Writer) int
 		printConfigError(errOut, err)
 		return 2
 	}
-	fmt.Fprintf(out, "rampart: proxying %s to %s (lb %s); admin on %s\n", *listen, *to, *lb, *admin)
-	return serve(ctx, cfg, "", serveOptions{grace: *grace}, errOut)
+	banner := func(admin net.Addr, lns []net.Addr) {
+		adminText := "off"
+		if admin != nil {
+			adminText = "http://" + admin.String()
+		}
+		fmt.Fprintf(out, "rampart: proxying http://%s to %s (lb %s); admin %s\n", lns[0], *to, *lb, adminText)
+	}
+	return serve(ctx, cfg, "", serveOptions{grace: *grace, onListening: banner}, errOut)
 }
 
 // maxRetries is the most --retries allows: config.Retry.Attempts, which

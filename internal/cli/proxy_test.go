@@ -71,7 +71,8 @@ func TestProxyServes(t *testing.T) {
 	if code, body := get(t, client, "http://"+admin+"/healthz"); code != http.StatusOK {
 		t.Errorf("GET admin /healthz = %d %q, want 200", code, body)
 	}
-	if !strings.Contains(p.stdout.String(), "rampart: proxying 127.0.0.1:0 to "+upAddr+" (lb round_robin)") {
+	// The banner names the bound addresses, not the requested port 0.
+	if want := "rampart: proxying http://" + addr + " to " + upAddr + " (lb round_robin); admin http://" + admin; !strings.Contains(p.stdout.String(), want) {
 		t.Errorf("stdout = %q, want the proxying banner", p.stdout)
 	}
 	client.CloseIdleConnections()

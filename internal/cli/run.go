@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,6 +47,8 @@ func runCommand(ctx context.Context, args []string, _, errOut io.Writer) int {
 // serveOptions are the lifecycle settings of serve.
 type serveOptions struct {
 	grace, drainDelay time.Duration
+	// onListening, when not nil, is told the bound addresses.
+	onListening func(admin net.Addr, listeners []net.Addr)
 }
 
 // serve runs the gateway until ctx ends, reloading on SIGHUP.
@@ -76,7 +79,8 @@ func serve(ctx context.Context, cfg *config.Config, path string, opts serveOptio
 			}
 		}
 	}()
-	srv := &gateway.Server{Gateway: g, ConfigPath: path, ShutdownGrace: opts.grace, DrainDelay: opts.drainDelay, Logger: lg}
+	srv := &gateway.Server{Gateway: g, ConfigPath: path, ShutdownGrace: opts.grace, DrainDelay: opts.drainDelay, Logger: lg,
+		OnListening: opts.onListening}
 	if err := srv.Run(ctx, reload); err != nil {
 		fmt.Fprintln(errOut, "rampart:", err)
 		return 1
