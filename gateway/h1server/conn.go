@@ -210,7 +210,7 @@ func (c *conn) serveOne() closeMode {
 		b := &ex.body
 		b.c, b.kind, b.n = c, p.kind, req.ContentLength
 		if p.kind == bodyChunked {
-			b.cr = chunkedReader{br: c.br, trailer: &req.Trailer, maxTrailer: s.maxHeaderBytes()}
+			b.cr.Reset(c.br, &req.Trailer, chunkedConfig(s.maxHeaderBytes()))
 		}
 		if p.expect {
 			b.expect, b.hadExp, b.w = true, true, w

@@ -2,15 +2,15 @@ package h1server
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampart-ha/rampart/internal/h1wire"
 )
 
 // FuzzParseRequest is the differential test of the request parser against
@@ -192,8 +192,9 @@ func TestChunkedReader(t *testing.T) {
 	for _, tt := range chunkedTests {
 		t.Run(tt.name, func(t *testing.T) {
 			var trailer http.Header
-			cr := &chunkedReader{br: bufio.NewReaderSize(strings.NewReader(tt.in), 4096), trailer: &trailer, maxTrailer: 1 << 20}
-			got, err := io.ReadAll(cr)
+			var cr h1wire.ChunkedReader
+			cr.Reset(bufio.NewReaderSize(strings.NewReader(tt.in), 4096), &trailer, chunkedConfig(1<<20))
+			got, err := io.ReadAll(&cr)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("decoding %q = %v, want %v", tt.in, err, tt.err)
 			}
@@ -205,44 +206,4 @@ func TestChunkedReader(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzChunkedReader checks the chunked decoder: it never panics, whatever it
-// decodes net/http's decoder decodes the same, every error is a
-// malformation or a truncation, and it decodes what httputil's encoder
-// wrote.
-func FuzzChunkedReader(f *testing.F) {
-	for _, tt := range chunkedTests {
-		f.Add([]byte(tt.in))
-	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var trailer http.Header
-		cr := &chunkedReader{br: bufio.NewReaderSize(bytes.NewReader(in), 4096), trailer: &trailer, maxTrailer: 1 << 20}
-		got, err := io.ReadAll(cr)
-		if err == nil {
-			want, werr := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(in)))
-			if werr != nil || !bytes.Equal(got, want) {
-				t.Errorf("decoding %q = %q; httputil's reader = %q, %v", in, got, want, werr)
-			}
-		} else if !errors.Is(err, ErrMalformedChunk) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Errorf("decoding %q = %v, want ErrMalformedChunk or io.ErrUnexpectedEOF", in, err)
-		}
-
-		// Round trip: encode the input as data, decode it again.
-		var enc bytes.Buffer
-		w := httputil.NewChunkedWriter(&enc)
-		_, _ = w.Write(in)
-		_, _ = w.Write(in[:len(in)/2])
-		_ = w.Close()
-		enc.WriteString("X-Sum: 1\r\n\r\n")
-		trailer = nil
-		cr = &chunkedReader{br: bufio.NewReaderSize(&enc, 4096), trailer: &trailer, maxTrailer: 1 << 20}
-		dec, err := io.ReadAll(cr)
-		if want := append(append([]byte{}, in...), in[:len(in)/2]...); err != nil || !bytes.Equal(dec, want) {
-			t.Fatalf("round trip of %q = %q, %v", want, dec, err)
-		}
-		if trailer.Get("X-Sum") != "1" {
-			t.Errorf("round trip trailer = %v, want X-Sum: 1", trailer)
-		}
-	})
 }

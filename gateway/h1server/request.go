@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rampart-ha/rampart/internal/h1wire"
 	"github.com/rampart-ha/rampart/internal/httpsyntax"
 )
 
@@ -286,11 +287,11 @@ func parseFields(s string, vals []string) (http.Header, error) {
 		if ok, _ := httpsyntax.ValidToken(k); !ok {
 			return nil, reject(http.StatusBadRequest, "invalid field name %q", k)
 		}
-		v = trimOWS(v)
-		if !validValue(v) {
+		v = h1wire.TrimOWS(v)
+		if !h1wire.ValidValue(v) {
 			return nil, reject(http.StatusBadRequest, "invalid value for field %q", k)
 		}
-		k = canonicalKey(k)
+		k = h1wire.CanonicalKey(k)
 		if old, ok := h[k]; ok {
 			h[k] = append(old, v)
 			continue
@@ -314,13 +315,13 @@ func declaredTrailer(h http.Header) (http.Header, error) {
 		for v != "" {
 			var k string
 			k, v, _ = strings.Cut(v, ",")
-			if k = trimOWS(k); k == "" {
+			if k = h1wire.TrimOWS(k); k == "" {
 				continue
 			}
 			if ok, _ := httpsyntax.ValidToken(k); !ok {
 				return nil, reject(http.StatusBadRequest, "invalid trailer name %q", k)
 			}
-			k = canonicalKey(k)
+			k = h1wire.CanonicalKey(k)
 			switch k {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
 				return nil, reject(http.StatusBadRequest, "forbidden trailer %q", k)
@@ -340,7 +341,7 @@ func endsInChunked(vv []string) bool {
 	if i := strings.LastIndexByte(last, ','); i >= 0 {
 		last = last[i+1:]
 	}
-	return strings.EqualFold(trimOWS(last), "chunked")
+	return strings.EqualFold(h1wire.TrimOWS(last), "chunked")
 }
 
 // parseLength parses a Content-Length value: 1 to 18 digits (so that it
@@ -360,27 +361,6 @@ func parseLength(s string) (int64, bool) {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// trimOWS trims optional whitespace (SP, HT) from both ends of s.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// validValue reports a field value with no control byte other than HT.
-func validValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // hostByte marks the bytes net/http's httpguts.ValidHostHeader allows:
 // reg-name, IP-literal and port characters.
@@ -414,7 +394,7 @@ func hasToken(vv []string, token string) bool {
 		for v != "" {
 			var item string
 			item, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(trimOWS(item), token) {
+			if strings.EqualFold(h1wire.TrimOWS(item), token) {
 				return true
 			}
 		}
@@ -431,7 +411,7 @@ func allTokens(vv []string, token string) bool {
 		for v != "" {
 			var item string
 			item, v, _ = strings.Cut(v, ",")
-			switch item = trimOWS(item); {
+			switch item = h1wire.TrimOWS(item); {
 			case item == "":
 			case strings.EqualFold(item, token):
 				seen = true
@@ -441,62 +421,4 @@ func allTokens(vv []string, token string) bool {
 		}
 	}
 	return seen
-}
-
-// commonKeys interns the canonical forms of frequent request field names,
-// so that a client that sends them in lower case costs no allocation.
-var commonKeys = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
-		"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Dnt", "Expect", "Forwarded",
-		"Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Idempotency-Key", "Keep-Alive", "Origin", "Pragma", "Priority", "Proxy-Authorization", "Range",
-		"Referer", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Websocket-Extensions",
-		"Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Version", "Te", "Traceparent", "Tracestate",
-		"Trailer", "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via",
-		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "X-Requested-With",
-	} {
-		m[k] = k
-	}
-	return m
-}()
-
-// canonicalKey returns the token k in textproto's canonical form: the
-// first letter and every letter after '-' in upper case, the rest lower.
-// An already canonical k is returned as is, without allocating.
-func canonicalKey(k string) string {
-	upper := true
-	canonical := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return k
-	}
-	var arr [64]byte
-	if len(k) > len(arr) {
-		return http.CanonicalHeaderKey(k)
-	}
-	b := arr[:len(k)]
-	upper = true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-		upper = c == '-'
-	}
-	if s, ok := commonKeys[string(b)]; ok {
-		return s
-	}
-	return string(b)
 }

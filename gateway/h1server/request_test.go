@@ -289,11 +289,3 @@ func TestParseRequestAccepts(t *testing.T) {
 		})
 	}
 }
-
-func TestCanonicalKey(t *testing.T) {
-	for _, k := range []string{"host", "CONTENT-type", "x-a-b", "a", "-x", "X--y", "foo_bar", strings.Repeat("ab-", 30)} {
-		if got, want := canonicalKey(k), http.CanonicalHeaderKey(k); got != want {
-			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
-		}
-	}
-}

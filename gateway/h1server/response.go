@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rampart-ha/rampart/internal/h1wire"
 	"github.com/rampart-ha/rampart/internal/httpsyntax"
 )
 
@@ -192,11 +193,11 @@ func (w *response) snapshot() {
 				for v != "" {
 					var name string
 					name, v, _ = strings.Cut(v, ",")
-					if name = trimOWS(name); name == "" {
+					if name = h1wire.TrimOWS(name); name == "" {
 						continue
 					}
 					if ok, _ := httpsyntax.ValidToken(name); ok {
-						if name = canonicalKey(name); validTrailer(name) {
+						if name = h1wire.CanonicalKey(name); validTrailer(name) {
 							w.declared = append(w.declared, name)
 						}
 					}
@@ -223,7 +224,7 @@ func (w *response) snapshot() {
 	if vv, ok := h["Content-Length"]; ok {
 		w.clKey = true
 		if len(vv) > 0 && vv[0] != "" {
-			if n, ok := parseLength(trimOWS(vv[0])); ok {
+			if n, ok := parseLength(h1wire.TrimOWS(vv[0])); ok {
 				w.contentLength = n
 			} else {
 				c.s.logf("h1server: invalid Content-Length %q set by the handler; dropped", vv[0])
@@ -527,7 +528,7 @@ func (w *response) writeTrailers() {
 		if !ok {
 			continue
 		}
-		if ok, _ := httpsyntax.ValidToken(name); !ok || !validTrailer(canonicalKey(name)) {
+		if ok, _ := httpsyntax.ValidToken(name); !ok || !validTrailer(h1wire.CanonicalKey(name)) {
 			continue
 		}
 		writeField(bw, name, vv)
@@ -588,7 +589,7 @@ func sanitize(v string) string {
 		}
 		v = string(b)
 	}
-	return trimOWS(v)
+	return h1wire.TrimOWS(v)
 }
 
 // headWriter writes to a bufio.Writer, whose first error sticks: every

@@ -309,7 +309,7 @@ func (c *conn) finish(ctx context.Context, req *http.Request, ra *response, keep
 	case bodyLength:
 		b.n = resp.ContentLength
 	case bodyChunked:
-		b.cr = chunkedReader{br: c.br, trailer: &resp.Trailer}
+		b.cr.Reset(c.br, &resp.Trailer, chunkedConfig)
 	}
 	resp.Body = b
 	return resp, nil

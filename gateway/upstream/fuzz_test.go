@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"testing"
 
@@ -68,45 +66,6 @@ func FuzzParseHead(f *testing.F) {
 		}
 		if noBody := want.Body == http.NoBody; noBody != (kind == bodyNone) {
 			t.Errorf("head %q: body kind %d, net/http NoBody %v", raw, kind, noBody)
-		}
-	})
-}
-
-// FuzzChunkedReader checks the chunked decoder: it never panics, whatever it
-// decodes net/http's decoder decodes the same, and it decodes what
-// httputil's encoder wrote.
-func FuzzChunkedReader(f *testing.F) {
-	for _, tc := range chunkedTests {
-		f.Add([]byte(tc.in))
-	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var trailer http.Header
-		cr := &chunkedReader{br: bufio.NewReaderSize(bytes.NewReader(in), 4096), trailer: &trailer}
-		got, err := io.ReadAll(cr)
-		if err == nil {
-			want, werr := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(in)))
-			if werr != nil || !bytes.Equal(got, want) {
-				t.Errorf("decoding %q = %q; httputil's reader = %q, %v", in, got, want, werr)
-			}
-		} else if !errors.Is(err, ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Errorf("decoding %q = %v, want ErrProtocol or io.ErrUnexpectedEOF", in, err)
-		}
-
-		// Round trip: encode the input as data, decode it again.
-		var enc bytes.Buffer
-		w := httputil.NewChunkedWriter(&enc)
-		w.Write(in)
-		w.Write(in[:len(in)/2])
-		w.Close()
-		enc.WriteString("X-Sum: 1\r\n\r\n")
-		trailer = nil
-		cr = &chunkedReader{br: bufio.NewReaderSize(&enc, 4096), trailer: &trailer}
-		dec, err := io.ReadAll(cr)
-		if want := append(append([]byte{}, in...), in[:len(in)/2]...); err != nil || !bytes.Equal(dec, want) {
-			t.Fatalf("round trip of %q = %q, %v", want, dec, err)
-		}
-		if trailer.Get("X-Sum") != "1" {
-			t.Errorf("round trip trailer = %v, want X-Sum: 1", trailer)
 		}
 	})
 }

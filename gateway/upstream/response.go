@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/rampart-ha/rampart/internal/h1wire"
 )
 
 // maxHeadBytes bounds a response head (status line and header) and, apart,
@@ -135,10 +136,10 @@ func parseHeadInto(s string, resp *http.Response, vals []string) error {
 			return protoErr("malformed header line %q", line)
 		}
 		v = strings.Trim(v, " \t")
-		if !validValue(v) {
+		if !h1wire.ValidValue(v) {
 			return protoErr("malformed header line %q", line)
 		}
-		k = canonicalKey(k)
+		k = h1wire.CanonicalKey(k)
 		if old, ok := h[k]; ok {
 			h[k] = append(old, v)
 			continue
@@ -148,65 +149,6 @@ func parseHeadInto(s string, resp *http.Response, vals []string) error {
 	}
 	resp.Header = h
 	return nil
-}
-
-// commonKeys interns the canonical forms of frequent header names, so that
-// a server that sends them in lower case costs no allocation.
-var commonKeys = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
-		"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
-		"Age", "Alt-Svc", "Cache-Control", "Connection", "Content-Disposition", "Content-Encoding",
-		"Content-Language", "Content-Length", "Content-Location", "Content-Range", "Content-Security-Policy",
-		"Content-Type", "Date", "Etag", "Expires", "Keep-Alive", "Last-Modified", "Link", "Location",
-		"Retry-After", "Server", "Set-Cookie", "Strict-Transport-Security", "Trailer", "Transfer-Encoding",
-		"Upgrade", "Vary", "Via", "Www-Authenticate", "X-Content-Type-Options", "X-Frame-Options",
-		"X-Request-Id", "X-Xss-Protection", "Traceparent", "Tracestate", "Sec-Websocket-Accept",
-		"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Grpc-Status", "Grpc-Message",
-	} {
-		m[k] = k
-	}
-	return m
-}()
-
-// canonicalKey returns k (a valid token) in textproto's canonical form: the
-// first letter and every letter after '-' in upper case, the rest lower. An
-// already canonical k is returned as is, without allocating.
-func canonicalKey(k string) string {
-	upper := true
-	canonical := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return k
-	}
-	var arr [64]byte
-	if len(k) > len(arr) {
-		return http.CanonicalHeaderKey(k)
-	}
-	b := arr[:len(k)]
-	upper = true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-		upper = c == '-'
-	}
-	if s, ok := commonKeys[string(b)]; ok {
-		return s
-	}
-	return string(b)
 }
 
 // hasToken reports whether a comma-separated header list holds token,
@@ -334,171 +276,13 @@ func parseContentLength(cls []string) (int64, error) {
 	return int64(n), nil
 }
 
-// chunkedReader decodes the chunked transfer coding from br and stores the
-// trailer fields in *trailer (allocating the map when needed).
-type chunkedReader struct {
-	br      *bufio.Reader
-	trailer *http.Header
-	n       int64 // data left in the current chunk
-	state   uint8
-	err     error // sticky; io.EOF after the trailer
-}
-
-const (
-	chunkSize = iota // next: a chunk-size line
-	chunkData        // next: n bytes of data
-	chunkEnd         // next: the CRLF after a chunk's data
-)
-
-func (cr *chunkedReader) Read(p []byte) (int, error) {
-	if cr.err != nil {
-		return 0, cr.err
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		switch cr.state {
-		case chunkData:
-			if int64(len(p)) > cr.n {
-				p = p[:cr.n]
-			}
-			n, err := cr.br.Read(p)
-			cr.n -= int64(n)
-			if cr.n == 0 {
-				cr.state = chunkEnd
-			}
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			cr.err = err
-			return n, err
-		case chunkEnd:
-			crlf, err := cr.br.Peek(2)
-			switch {
-			case errors.Is(err, io.EOF):
-				err = io.ErrUnexpectedEOF
-			case err == nil && (crlf[0] != '\r' || crlf[1] != '\n'):
-				err = protoErr("missing CRLF after chunk data")
-			}
-			if err != nil {
-				cr.err = err
-				return 0, err
-			}
-			_, _ = cr.br.Discard(2) // Peek(2) succeeded
-			cr.state = chunkSize
-		default: // chunkSize
-			line, err := cr.readLine()
-			if err != nil {
-				cr.err = err
-				return 0, err
-			}
-			if cr.n, err = parseChunkSize(line); err != nil {
-				cr.err = err
-				return 0, err
-			}
-			if cr.n > 0 {
-				cr.state = chunkData
-				continue
-			}
-			if err := cr.readTrailer(); err != nil {
-				cr.err = err
-				return 0, err
-			}
-			cr.err = io.EOF
-			return 0, io.EOF
-		}
-	}
-}
-
-// readLine returns the next line without its "\r\n". A line must fit in
-// br's buffer.
-func (cr *chunkedReader) readLine() ([]byte, error) {
-	line, err := cr.br.ReadSlice('\n')
-	switch {
-	case errors.Is(err, io.EOF):
-		return nil, io.ErrUnexpectedEOF
-	case errors.Is(err, bufio.ErrBufferFull):
-		return nil, protoErr("chunk line too long")
-	case err != nil:
-		return nil, err
-	}
-	// RFC 9112 (errata 7633) does not allow a bare LF in chunked coding,
-	// nor does net/http: a line ends in CRLF and holds no other CR.
-	if i := bytes.IndexByte(line, '\r'); i < 0 || i != len(line)-2 {
-		return nil, protoErr("chunk line not ended by CRLF")
-	}
-	return line[:len(line)-2], nil
-}
-
-// parseChunkSize parses a chunk-size line: hex digits, then either chunk
-// extensions (";...", ignored) or trailing whitespace.
-func parseChunkSize(line []byte) (int64, error) {
-	var n uint64
-	i := 0
-	for ; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			goto rest
-		}
-		if i == 16 {
-			return 0, protoErr("chunk size too large")
-		}
-		n = n<<4 | uint64(c)
-	}
-rest:
-	if i == 0 {
-		return 0, protoErr("malformed chunk size %q", line)
-	}
-	if rest := line[i:]; len(rest) > 0 && rest[0] != ';' {
-		for _, c := range rest {
-			if c != ' ' && c != '\t' {
-				return 0, protoErr("malformed chunk size %q", line)
-			}
-		}
-	}
-	if n > 1<<63-1 {
-		return 0, protoErr("chunk size too large")
-	}
-	return int64(n), nil
-}
-
-// readTrailer reads the trailer fields after the last chunk, through the
-// empty line.
-func (cr *chunkedReader) readTrailer() error {
-	total := 0
-	for {
-		line, err := cr.readLine()
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			return nil
-		}
-		if total += len(line); total > maxHeadBytes {
-			return protoErr("trailer larger than %d bytes", maxHeadBytes)
-		}
-		k, v, ok := strings.Cut(string(line), ":")
-		v = strings.Trim(v, " \t")
-		if !ok || !validToken(k) || !validValue(v) {
-			return protoErr("malformed trailer line %q", line)
-		}
-		if cr.trailer == nil {
-			continue
-		}
-		if *cr.trailer == nil {
-			*cr.trailer = make(http.Header)
-		}
-		k = canonicalKey(k)
-		(*cr.trailer)[k] = append((*cr.trailer)[k], v)
-	}
+// chunkedConfig is the policy of response bodies' chunked readers: as
+// lenient as net/http's client with chunk-size lines; every trailer field
+// is appended to the response's Trailer as it is read.
+var chunkedConfig = h1wire.ChunkedConfig{
+	Err:             ErrProtocol,
+	MaxTrailerBytes: maxHeadBytes,
+	Lenient:         true,
 }
 
 // response is a Response allocated together with its body.
@@ -517,7 +301,7 @@ type body struct {
 	kind   bodyKind
 	reuse  bool  // the connection may be pooled at EOF
 	n      int64 // bytes left (bodyLength)
-	cr     chunkedReader
+	cr     h1wire.ChunkedReader
 	err    error // sticky
 	closed bool
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampart-ha/rampart/internal/h1wire"
 )
 
 var parseHeadTests = []struct {
@@ -210,7 +212,8 @@ func TestChunkedReader(t *testing.T) {
 	for _, tc := range chunkedTests {
 		t.Run(tc.name, func(t *testing.T) {
 			var trailer http.Header
-			cr := &chunkedReader{br: bufio.NewReaderSize(strings.NewReader(tc.in), 4096), trailer: &trailer}
+			cr := &h1wire.ChunkedReader{}
+			cr.Reset(bufio.NewReaderSize(strings.NewReader(tc.in), 4096), &trailer, chunkedConfig)
 			got, err := io.ReadAll(cr)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
@@ -228,30 +231,6 @@ func TestChunkedReader(t *testing.T) {
 				t.Errorf("Read after EOF = %d, %v; want 0, EOF", n, err)
 			}
 		})
-	}
-}
-
-func TestCanonicalKey(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"Content-Type", "Content-Type"},
-		{"content-type", "Content-Type"},
-		{"CONTENT-TYPE", "Content-Type"},
-		{"x-request-id", "X-Request-Id"},
-		{"etag", "Etag"},
-		{"a--b", "A--B"},
-		{"x_y", "X_y"},
-		{"1abc", "1abc"},
-	}
-	for _, tc := range tests {
-		if got := canonicalKey(tc.in); got != tc.want {
-			t.Errorf("canonicalKey(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-		if got, want := canonicalKey(tc.in), http.CanonicalHeaderKey(tc.in); got != want {
-			t.Errorf("canonicalKey(%q) = %q, want http.CanonicalHeaderKey's %q", tc.in, got, want)
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { canonicalKey("content-type") }); n != 0 {
-		t.Errorf("canonicalKey of a common lower-case key allocates %v times, want 0", n)
 	}
 }
 

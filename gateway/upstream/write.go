@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rampart-ha/rampart/internal/h1wire"
 	"github.com/rampart-ha/rampart/internal/httpsyntax"
 )
 
@@ -51,7 +52,7 @@ func validateRequest(req *http.Request) error {
 			return fmt.Errorf("upstream: invalid header field name %q", k)
 		}
 		for _, v := range vv {
-			if !validValue(v) {
+			if !h1wire.ValidValue(v) {
 				return fmt.Errorf("upstream: invalid value for header %q: %q", k, v)
 			}
 		}
@@ -67,16 +68,6 @@ func validateRequest(req *http.Request) error {
 func validToken(s string) bool {
 	ok, _ := httpsyntax.ValidToken(s)
 	return ok
-}
-
-// validValue reports a field value with no control byte other than HT.
-func validValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // validURIPart reports a string with no control byte and no space.
@@ -240,7 +231,7 @@ func writeBody(bw *bufio.Writer, req *http.Request, chunked bool) error {
 	w.str("0\r\n")
 	for k, vv := range req.Trailer {
 		for _, v := range vv {
-			if !validValue(v) {
+			if !h1wire.ValidValue(v) {
 				return &bodyError{fmt.Errorf("invalid value for trailer %q: %q", k, v)}
 			}
 			w.str(k)
