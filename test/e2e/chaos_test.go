@@ -140,21 +140,24 @@ func TestChaosKillAndFreeze(t *testing.T) {
 			if s := res.Summary(); s.Sent != chaosRequests {
 				t.Errorf("sent %d requests, want %d", s.Sent, chaosRequests)
 			}
-			// The chaos must have hit: the gateway saw failed attempts on
-			// both victims, and retried every one of them.
+			// The chaos must have hit: the gateway saw failed attempts on the
+			// victims, and retried every one of them. A latency-aware
+			// policy may route around one victim entirely (that is its
+			// job), so the failures are required across both, not on each.
 			var failed float64
 			for _, b := range []*testutil.Backend{killed, frozen} {
 				n, err := gw.metric(ctx, "rampart_upstream_attempts_total", fmt.Sprintf("endpoint=%q", b.Addr()), `outcome="failure"`)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n == 0 {
-					t.Errorf("rampart_upstream_attempts_total{endpoint=%q (%s), outcome=\"failure\"} = 0, want > 0: the chaos did not reach the gateway", b.Addr(), b.Name())
-				}
+				t.Logf("victim %s (%s): %v failed attempts", b.Name(), b.Addr(), n)
 				failed += n
 			}
 			if killed == frozen {
 				failed /= 2 // counted twice
+			}
+			if failed == 0 {
+				t.Errorf("no failed attempt on either victim: the chaos did not reach the gateway")
 			}
 			retries, err := gw.metric(ctx, "rampart_upstream_retries_total")
 			if err != nil {
