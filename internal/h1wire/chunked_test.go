@@ -79,7 +79,7 @@ var chunkedTests = []struct {
 func TestChunkedReader(t *testing.T) {
 	for _, tt := range chunkedTests {
 		t.Run(tt.name, func(t *testing.T) {
-			trailer := tt.start
+			trailer := tt.start.Clone() // the table's map is shared by every run
 			var cr ChunkedReader
 			cr.Reset(bufio.NewReaderSize(strings.NewReader(tt.in), 4096), &trailer, tt.cfg)
 			got, err := io.ReadAll(&cr)
