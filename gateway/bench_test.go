@@ -43,6 +43,8 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}{
 		{name: "default/static"},
 		{name: "retries-off/static", route: `retry: {attempts: 1}`},
+		// What the route timeout's per-request cancel context and timer cost.
+		{name: "no-route-timeout/static", route: `timeout: 0s`},
 		{name: "default+accesslog/static", accessLog: true},
 		{name: "default/loopback", loopback: true},
 	}
