@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,7 @@ func demoCommand(ctx context.Context, args []string, out, errOut io.Writer) int 
 		printConfigError(errOut, err)
 		return 1
 	}
+	tuneGC(os.Getenv, logger(errOut))
 	g, err := gateway.New(cfg, gateway.Options{Logger: logger(errOut)})
 	if err != nil {
 		fmt.Fprintln(errOut, "demo:", err)

@@ -54,6 +54,7 @@ type serveOptions struct {
 // serve runs the gateway until ctx ends, reloading on SIGHUP.
 func serve(ctx context.Context, cfg *config.Config, path string, opts serveOptions, errOut io.Writer) int {
 	lg := logger(errOut)
+	tuneGC(os.Getenv, lg)
 	g, err := gateway.New(cfg, gateway.Options{Logger: lg})
 	if err != nil {
 		fmt.Fprintln(errOut, "rampart:", err)
