@@ -57,7 +57,7 @@ func FuzzBuild(f *testing.F) {
 			w := 1 + int(b)*int(b)*(endpoint.MaxWeight-1)/(255*255)
 			e, err := st.Ensure(fmt.Sprintf("%q:%d", host, i+1), endpoint.Attrs{Weight: w})
 			if err != nil {
-				t.Skip() // host is not a valid host name
+				return // the fuzzed host is not a valid host name: nothing to check
 			}
 			eps = append(eps, e)
 		}

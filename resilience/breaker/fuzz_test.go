@@ -116,7 +116,7 @@ func FuzzConfig(f *testing.F) {
 		open int64, growth float64, maxOpen int64, jitter float64,
 		probes, toClose int, k float64, ops []byte) {
 		if size > 1<<16 || buckets > 1<<10 {
-			t.Skip("allocation bound")
+			return // beyond the sizes worth allocating for: nothing to check
 		}
 		cfg := Config{
 			Mode: Mode(mode), Window: WindowKind(win), WindowSize: size, WindowDuration: time.Duration(span),
