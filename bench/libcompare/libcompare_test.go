@@ -44,17 +44,20 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func BenchmarkBreaker(b *testing.B) {
+// benchCase is one library's call on the success path.
+type benchCase struct {
+	name string
+	call func()
+}
+
+// breakerCases builds fresh breakers, one per library, and their calls.
+func breakerCases() []benchCase {
 	rb := must(breaker.New(breaker.Config{}))
 	gb := gobreaker.NewCircuitBreaker[any](gobreaker.Settings{Name: "bench"})
 	fb := circuitbreaker.NewWithDefaults[any]()
 	fexec := failsafe.With[any](circuitbreaker.NewWithDefaults[any]())
 	zb := zerobreaker.NewBreaker()
-
-	cases := []struct {
-		name string
-		call func()
-	}{
+	return []benchCase{
 		{"lib=rampart", func() {
 			p, err := rb.Allow()
 			if err == nil {
@@ -70,7 +73,10 @@ func BenchmarkBreaker(b *testing.B) {
 		{"lib=failsafe-executor", func() { _, _ = fexec.Get(ok) }},
 		{"lib=gozero", func() { _ = zb.Do(okErr) }},
 	}
-	for _, c := range cases {
+}
+
+func BenchmarkBreaker(b *testing.B) {
+	for _, c := range breakerCases() {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -81,32 +87,7 @@ func BenchmarkBreaker(b *testing.B) {
 }
 
 func BenchmarkBreakerParallel(b *testing.B) {
-	rb := must(breaker.New(breaker.Config{}))
-	gb := gobreaker.NewCircuitBreaker[any](gobreaker.Settings{Name: "bench"})
-	fb := circuitbreaker.NewWithDefaults[any]()
-	fexec := failsafe.With[any](circuitbreaker.NewWithDefaults[any]())
-	zb := zerobreaker.NewBreaker()
-
-	cases := []struct {
-		name string
-		call func()
-	}{
-		{"lib=rampart", func() {
-			p, err := rb.Allow()
-			if err == nil {
-				p.Done(nil)
-			}
-		}},
-		{"lib=gobreaker", func() { _, _ = gb.Execute(ok) }},
-		{"lib=failsafe-permit", func() {
-			if fb.TryAcquirePermit() {
-				fb.RecordSuccess()
-			}
-		}},
-		{"lib=failsafe-executor", func() { _, _ = fexec.Get(ok) }},
-		{"lib=gozero", func() { _ = zb.Do(okErr) }},
-	}
-	for _, c := range cases {
+	for _, c := range breakerCases() {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
