@@ -83,8 +83,8 @@ outer:
 // with fewer copies; upgrades still go through the ReverseProxy.
 func (g *Gateway) forward(ctx context.Context, w *recorder, in *http.Request, rq *request) {
 	out := in.WithContext(ctx)
-	u := *in.URL
-	out.URL = &u
+	rq.outURL = *in.URL
+	out.URL = &rq.outURL
 	out.RequestURI = ""
 	out.Header = make(http.Header, len(in.Header)+4)
 	copyEndToEnd(out.Header, in.Header)

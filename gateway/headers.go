@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+	"unsafe"
 )
 
 const (
@@ -116,7 +117,10 @@ func setForwarded(pr *httputil.ProxyRequest, peerTrusted bool) {
 // requestID returns the request's id: the client's X-Request-Id when it is
 // a plausible id (visible ASCII, at most 128 bytes), otherwise a new random
 // one. Ids are for correlation, not security, so a fast PRNG is enough.
-func requestID(h http.Header) string {
+//
+// A new id is written into buf, which must not change afterwards: the
+// string shares its memory, which spares an allocation per request.
+func requestID(h http.Header, buf *[32]byte) string {
 	if id := h.Get(headerRequestID); validRequestID(id) {
 		return id
 	}
@@ -127,7 +131,8 @@ func requestID(h http.Header) string {
 			b[i+j] = byte(v >> (8 * j))
 		}
 	}
-	return hex.EncodeToString(b[:])
+	hex.Encode(buf[:], b[:])
+	return unsafe.String(&buf[0], len(buf))
 }
 
 func validRequestID(id string) bool {

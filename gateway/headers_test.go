@@ -74,7 +74,7 @@ func TestRequestID(t *testing.T) {
 			if tt.in != "" {
 				h.Set(headerRequestID, tt.in)
 			}
-			got := requestID(h)
+			got := requestID(h, new([32]byte))
 			if tt.keepsIt && got != tt.in {
 				t.Errorf("requestID() = %q, want %q", got, tt.in)
 			}
@@ -83,7 +83,7 @@ func TestRequestID(t *testing.T) {
 			}
 		})
 	}
-	if a, b := requestID(http.Header{}), requestID(http.Header{}); a == b {
+	if a, b := requestID(http.Header{}, new([32]byte)), requestID(http.Header{}, new([32]byte)); a == b {
 		t.Errorf("two generated ids are equal: %q", a)
 	}
 }

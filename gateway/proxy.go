@@ -148,12 +148,9 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	rq.mu.Unlock()
 
-	// req is this attempt's own copy (resiliencehttp makes one per
-	// attempt), so it is pointed at the endpoint in place; only the URL,
-	// which attempts share, is copied.
-	u := *req.URL
-	u.Host = ep.Address()
-	req.URL = &u
+	// req and its URL are this attempt's own copies (resiliencehttp makes
+	// them per attempt), so the URL is pointed at the endpoint in place.
+	req.URL.Host = ep.Address()
 	call := ep.Begin()
 	start := time.Now()
 	resp, err := cl.transport.RoundTrip(req)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +64,11 @@ func (e *StatusError) RetryAfter() (time.Duration, bool) { return e.retryAfter, 
 // classifies statuses and buffers bodies but changes nothing else. A Config
 // is a plain value that New copies.
 type Config struct {
-	// Base sends each attempt. Nil means http.DefaultTransport.
+	// Base sends each attempt. Nil means http.DefaultTransport. Every
+	// attempt is its own shallow copy of the request with its own URL, so
+	// Base may point req.URL elsewhere in place (a load balancer picking
+	// an endpoint per attempt), but must not change what they share:
+	// Header, Body, and the like.
 	Base http.RoundTripper
 	// Policies guard every request, outermost first (see resilience.Chain).
 	// Nil or empty means none.
@@ -101,11 +106,11 @@ type Config struct {
 // safe for concurrent use.
 type Transport struct {
 	base       http.RoundTripper
-	chain      resilience.Policy[*http.Response]
+	run        resilience.Func[*http.Response] // the policies around one attempt
+	runHedged  resilience.Func[*http.Response] // the same with the hedge inside; nil without one
 	maxReplay  int64
 	perTry     time.Duration
 	isFailure  func(*http.Response) bool
-	hedge      resilience.Policy[*http.Response] // nil without Config.Hedge
 	idempotent func(*http.Request) bool
 	now        func() time.Time
 }
@@ -119,7 +124,6 @@ func New(cfg Config) (*Transport, error) {
 	}
 	t := &Transport{
 		base:      cfg.Base,
-		chain:     resilience.Chain(cfg.Policies...),
 		maxReplay: cfg.MaxReplayBytes,
 		perTry:    cfg.PerTryTimeout,
 		isFailure: cfg.IsFailure,
@@ -134,8 +138,12 @@ func New(cfg Config) (*Transport, error) {
 	if t.isFailure == nil {
 		t.isFailure = DefaultIsFailure
 	}
+	// The policies wrap one Func, built once, which finds its call in the
+	// context: wrapping anew per call would cost a closure per policy.
+	chain := resilience.Chain(cfg.Policies...)
+	t.run = chain(runAttempt)
 	if cfg.Hedge != nil {
-		t.hedge = hedgePolicy(cfg.Hedge)
+		t.runHedged = chain(hedgePolicy(cfg.Hedge)(runAttempt))
 	}
 	t.idempotent = cfg.Idempotent
 	if t.idempotent == nil {
@@ -171,17 +179,17 @@ func Idempotent(req *http.Request) bool {
 // RoundTrip sends req through the policies. See the package documentation
 // for what is retried and which response is returned.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := &call{t: t, req: req, idempotent: t.idempotent(req)}
+	ctx := req.Context()
+	c := &call{Context: ctx, t: t, req: req, idempotent: t.idempotent(req)}
 	c.responses = c.respBuf[:0]
 	if err := c.prepareBody(); err != nil {
 		return nil, err
 	}
-	attempt := resilience.Func[*http.Response](c.attempt)
-	if t.hedge != nil && c.idempotent && c.replayable {
-		attempt = t.hedge(attempt)
+	run := t.run
+	if t.runHedged != nil && c.idempotent && c.replayable {
+		run = t.runHedged
 	}
-	ctx := req.Context()
-	resp, err := t.chain(attempt)(ctx)
+	resp, err := run(c)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller gave up, perhaps while a retry waited: its own
@@ -201,7 +209,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // call is the state of one RoundTrip across its attempts. Attempts may run
 // concurrently under a hedge, so the fields below mu are guarded by it.
+//
+// A call is also the context the policies run in: the caller's context,
+// plus the call itself as a value, which the attempts find (see runAttempt).
 type call struct {
+	context.Context
 	t          *Transport
 	req        *http.Request
 	idempotent bool
@@ -220,6 +232,45 @@ type call struct {
 	responses []*http.Response  // every response an attempt produced
 	respBuf   [2]*http.Response // responses' storage for the usual one or two
 	finished  bool              // RoundTrip has returned; late responses are closed at once
+	firstUsed bool              // firstReq is taken
+	first     attemptRequest    // the first attempt's request, when its context is the caller's
+}
+
+// attemptRequest is one attempt's request with its own URL, in one
+// allocation.
+type attemptRequest struct {
+	req http.Request
+	url url.URL
+}
+
+// from makes a a copy of req, URL included, and returns its request.
+// (WithContext cannot fill a: the context is set only by allocating.)
+func (a *attemptRequest) from(req *http.Request) *http.Request {
+	a.req = *req
+	if req.URL != nil {
+		a.url = *req.URL
+		a.req.URL = &a.url
+	}
+	return &a.req
+}
+
+type callKey struct{}
+
+func (c *call) Value(key any) any {
+	if key == (callKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// runAttempt is the Func the policies wrap: one attempt of the call its
+// context carries.
+func runAttempt(ctx context.Context) (*http.Response, error) {
+	c, ok := ctx.(*call)
+	if !ok {
+		c = ctx.Value(callKey{}).(*call)
+	}
+	return c.attempt(ctx)
 }
 
 // prepareBody makes the request body replayable when it can be.
@@ -267,12 +318,29 @@ func (c *call) prepareBody() error {
 // attempt sends the request once. Its errors tell the retry policy what may
 // be retried: anything that must not be sent again is wrapped as permanent.
 func (c *call) attempt(ctx context.Context) (*http.Response, error) {
+	reqCtx := ctx
+	if ctx == context.Context(c) {
+		// No policy derived a context of its own: the attempt runs in the
+		// caller's, and its request needs no new context.
+		reqCtx = c.Context
+	}
 	c.mu.Lock()
 	first := !c.onceTaken
 	c.onceTaken = true
+	useFirst := !c.firstUsed && reqCtx == c.req.Context()
+	c.firstUsed = c.firstUsed || useFirst
 	c.mu.Unlock()
 
-	out := c.req.WithContext(ctx)
+	var out *http.Request
+	if useFirst {
+		out = c.first.from(c.req)
+	} else {
+		out = c.req.WithContext(reqCtx)
+		if out.URL != nil {
+			u := *out.URL
+			out.URL = &u
+		}
+	}
 	switch {
 	case c.getBody != nil:
 		body, err := c.getBody()

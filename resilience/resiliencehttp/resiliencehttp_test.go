@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -636,5 +637,62 @@ func TestIdempotentOverride(t *testing.T) {
 	_ = resp.Body.Close()
 	if diff := cmp.Diff(up.received(), []string{"order", "order"}); diff != "" {
 		t.Errorf("upstream bodies (-got +want):\n%s", diff)
+	}
+}
+
+// TestAttemptsOwnTheirURL checks the contract Base relies on to balance per
+// attempt: each attempt's request and URL are its own, so rewriting the
+// host in place touches neither the caller's request nor other attempts.
+func TestAttemptsOwnTheirURL(t *testing.T) {
+	for _, name := range []string{"retry", "hedge"} {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var seen []*http.Request
+			base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+				mu.Lock()
+				n := len(seen)
+				for _, prev := range seen {
+					if prev == r || prev.URL == r.URL {
+						t.Errorf("attempt %d shares its request or URL with an earlier attempt", n+1)
+					}
+				}
+				seen = append(seen, r)
+				mu.Unlock()
+				if r.URL.Host != "service.example" {
+					t.Errorf("attempt %d URL.Host = %q, want the caller's service.example", n+1, r.URL.Host)
+				}
+				r.URL.Host = "10.0.0." + strconv.Itoa(n+1) // what a balancing Base does
+				if n == 0 {
+					return &http.Response{StatusCode: 503, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+				}
+				return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+			})
+			cfg := Config{Base: base, Policies: []resilience.Policy[*http.Response]{retry.Policy[*http.Response](newRetry(t, 3))}}
+			if name == "hedge" {
+				h, err := hedge.New(hedge.Config{Delay: time.Millisecond, MaxHedges: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Hedge = h
+			}
+			tr := newTransport(t, cfg)
+			req, _ := http.NewRequestWithContext(testCtx(t), "GET", "http://service.example/x", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("RoundTrip() error = %v", err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("RoundTrip() status = %d, want 200", resp.StatusCode)
+			}
+			if req.URL.Host != "service.example" {
+				t.Errorf("caller's URL.Host = %q after RoundTrip, want it unchanged", req.URL.Host)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) < 2 {
+				t.Errorf("Base saw %d attempts, want at least 2", len(seen))
+			}
+		})
 	}
 }
