@@ -48,7 +48,7 @@ $(GOBIN)/golangci-lint:
 bench:
 	@scripts/libcompare.sh $(BENCHTIME) $(BENCHCOUNT)
 
-# bench-proxy runs Rampart, nginx and HAProxy side by side under wrk
+# bench-proxy runs Rampart, nginx and HAProxy (and the opt-in gofloor) side by side under wrk
 # (installs them with apt when missing); see bench/proxy/README.md.
 bench-proxy:
 	@bench/proxy/run.sh

@@ -7,6 +7,8 @@
 # (keep-alive, GET, 64-byte response body) at each connection count,
 # interleaving the proxies and repeating ROUNDS times. Prints the median of
 # each case and the ratio to nginx; raw results go to bench/results/.
+# PROXIES may also name gofloor (bench/proxy/floor), a minimal Go keep-alive
+# forwarder: the floor of what a Go proxy reaches here, not a proxy.
 # See bench/proxy/README.md.
 #
 # Environment (defaults in brackets):
@@ -14,7 +16,8 @@
 #   ROUNDS    repetitions of every case                   [3]
 #   CONNS     wrk connection counts                       ["64 8"]
 #   BACKENDS  backend counts (1 to 3)                     ["1 3"]
-#   PROXIES   proxies, in interleaving order              ["rampart nginx haproxy"]
+#   PROXIES   proxies, in interleaving order: rampart, nginx,
+#             haproxy, gofloor                            ["rampart nginx haproxy"]
 #   CPUS      worker processes/threads/GOMAXPROCS per proxy [2]
 #   THREADS   wrk threads                                 [2]
 #   WARMUP    seconds of unmeasured load per proxy start  [2]
@@ -57,7 +60,7 @@ for c in $CONNS; do
 	fi
 done
 for p in $PROXIES; do
-	case $p in rampart | nginx | haproxy) ;; *)
+	case $p in rampart | nginx | haproxy | gofloor) ;; *)
 		echo "run.sh: PROXIES: unknown proxy $p" >&2
 		exit 2
 		;;
@@ -156,13 +159,14 @@ forget() {
 
 # --- build -----------------------------------------------------------------
 
-log "building rampart and the bench backend into $work"
+log "building rampart, the bench backend and gofloor into $work"
 rampart_pkg=./cmd/rampart
 if [[ $PROFILE == 1 ]]; then
 	rampart_pkg=./bench/proxy/rampartprof
 fi
 (cd "$root" && go build -trimpath -o "$work/rampart" "$rampart_pkg")
 (cd "$root" && go build -trimpath -o "$work/backend" ./bench/proxy/backend)
+(cd "$root" && go build -trimpath -o "$work/gofloor" ./bench/proxy/floor)
 
 backend_addrs=()
 for i in 1 2 3; do
@@ -288,6 +292,16 @@ config_haproxy() { # dir port backends...
 	} >"$dir/haproxy.cfg"
 }
 
+# gofloor: the Go floor (bench/proxy/floor), one upstream connection per
+# client connection, backends round robin per client connection, no header
+# rewriting. Its command line is its configuration.
+config_gofloor() { # dir port backends...
+	local dir=$1 port=$2 to
+	shift 2
+	printf -v to '%s,' "$@"
+	printf '%s\n' "-listen 127.0.0.1:$port -to ${to%,}" >"$dir/gofloor.args"
+}
+
 # start_proxy NAME DIR PORT ADMIN BACKENDS...: configures and starts a proxy
 # and waits until it answers. Sets started to its PID.
 start_proxy() {
@@ -311,6 +325,12 @@ start_proxy() {
 		config_haproxy "$dir" "$port" "$@"
 		haproxy -c -q -f "$dir/haproxy.cfg"
 		start haproxy haproxy -db -f "$dir/haproxy.cfg"
+		;;
+	gofloor)
+		config_gofloor "$dir" "$port" "$@"
+		local -a args
+		read -r -a args <"$dir/gofloor.args"
+		start gofloor env GOMAXPROCS="$CPUS" "$work/gofloor" "${args[@]}"
 		;;
 	esac
 	if ! "$work/backend" -wait "http://127.0.0.1:$port/" -timeout 15s; then
@@ -370,8 +390,8 @@ log "$total runs of ${DURATION}s; results in $out"
 
 n=0
 for b in $BACKENDS; do
-	read -r -a ports <<<"$("$work/backend" -free-ports 4)"
-	declare -A port=([rampart]=${ports[0]} [nginx]=${ports[2]} [haproxy]=${ports[3]})
+	read -r -a ports <<<"$("$work/backend" -free-ports 5)"
+	declare -A port=([rampart]=${ports[0]} [nginx]=${ports[2]} [haproxy]=${ports[3]} [gofloor]=${ports[4]})
 	admin=${ports[1]}
 	declare -A ppid=()
 	profile_prefix=
@@ -381,7 +401,7 @@ for b in $BACKENDS; do
 	for p in $PROXIES; do
 		start_proxy "$p" "$work/$p-$b" "${port[$p]}" "$admin" "${backend_addrs[@]:0:b}"
 		ppid[$p]=$started
-		for f in "$work/$p-$b"/{rampart.yaml,nginx.conf,haproxy.cfg}; do
+		for f in "$work/$p-$b"/{rampart.yaml,nginx.conf,haproxy.cfg,gofloor.args}; do
 			if [[ -e $f ]]; then
 				base=${f##*/}
 				cp "$f" "$out/${base%.*}-${b}backends.${base##*.}"
