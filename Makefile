@@ -23,6 +23,9 @@ tidy:
 # detector, in random order, without the test cache.
 test: test-deps
 	$(GO) test -race -shuffle=on -count=1 ./...
+	@# Allocation budgets (TestXxxAllocat*) build without the race detector,
+	@# which allocates on its own; run them in a pass of their own.
+	$(GO) test -count=1 -run 'Allocat' ./...
 
 test-deps:
 	@scripts/test-deps.sh

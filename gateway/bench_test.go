@@ -101,7 +101,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 func runServeHTTP(b *testing.B, h http.Handler) {
 	b.Helper()
 	req := benchRequest()
-	w := &discardWriter{h: make(http.Header, 8)}
+	w := newDiscardWriter()
 	// One request first: pools, the EWMA and the budget warm up and a
 	// broken setup fails before timing.
 	h.ServeHTTP(w, req)
@@ -128,7 +128,7 @@ func benchRequest() *http.Request {
 	return req
 }
 
-func benchGateway(b *testing.B, yaml string) *Gateway {
+func benchGateway(b testing.TB, yaml string) *Gateway {
 	b.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -148,7 +148,7 @@ func benchGateway(b *testing.B, yaml string) *Gateway {
 
 // useStaticTransport points every cluster of g at a staticTransport, in
 // place of the cluster's connection pool.
-func useStaticTransport(b *testing.B, g *Gateway) {
+func useStaticTransport(b testing.TB, g *Gateway) {
 	b.Helper()
 	for _, cl := range g.table.Load().order {
 		cl.transport = staticTransport{}
@@ -301,3 +301,5 @@ func (w *discardWriter) reset() {
 	clear(w.h)
 	w.status, w.n = 0, 0
 }
+
+func newDiscardWriter() *discardWriter { return &discardWriter{h: make(http.Header, 8)} }

@@ -102,7 +102,7 @@ type routeTransport struct{ g *Gateway }
 
 func (t routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rq := requestFrom(req.Context())
-	resp, err := rq.route.transport.RoundTrip(req)
+	resp, err := rq.route.transport.RoundTripCall(&rq.call, req)
 	if rq.route.timeout > 0 && !rq.headers.CompareAndSwap(0, 1) {
 		// The route timeout fired first; whatever came back is too late.
 		if resp != nil {

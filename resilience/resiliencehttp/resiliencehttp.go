@@ -179,8 +179,25 @@ func Idempotent(req *http.Request) bool {
 // RoundTrip sends req through the policies. See the package documentation
 // for what is retried and which response is returned.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripCall(new(Call), req)
+}
+
+// Call holds the state of one round trip. A caller that allocates state of
+// its own per request can embed a Call in it and pass it to RoundTripCall,
+// sparing an allocation per request. The zero value is ready to use. A
+// Call serves one round trip and is never reused, not even after
+// RoundTripCall returns: a losing hedge may still be using it.
+type Call struct{ c call }
+
+// RoundTripCall is RoundTrip with the call's state in c, which must be a
+// zero Call.
+func (t *Transport) RoundTripCall(cs *Call, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	c := &call{Context: ctx, t: t, req: req, idempotent: t.idempotent(req)}
+	c := &cs.c
+	if c.t != nil {
+		panic("resiliencehttp: Call reused")
+	}
+	c.Context, c.t, c.req, c.idempotent = ctx, t, req, t.idempotent(req)
 	c.responses = c.respBuf[:0]
 	if err := c.prepareBody(); err != nil {
 		return nil, err

@@ -696,3 +696,25 @@ func TestAttemptsOwnTheirURL(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundTripCall checks that a caller-held Call serves one round trip
+// and that reusing it panics instead of corrupting a call in progress.
+func TestRoundTripCall(t *testing.T) {
+	base := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+	})
+	tr := newTransport(t, Config{Base: base})
+	var c Call
+	req, _ := http.NewRequestWithContext(testCtx(t), "GET", "http://service.example/", nil)
+	resp, err := tr.RoundTripCall(&c, req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("RoundTripCall() = %v, %v; want 200", resp, err)
+	}
+	_ = resp.Body.Close()
+	defer func() {
+		if recover() == nil {
+			t.Error("RoundTripCall with a used Call did not panic")
+		}
+	}()
+	_, _ = tr.RoundTripCall(&c, req)
+}
