@@ -237,15 +237,26 @@ var _ Builder = builder{}
 type holder[P any] struct {
 	mu sync.Mutex
 	p  atomic.Pointer[P]
+	// panicking makes update keep unhealthy and ejected endpoints too
+	// (never draining ones): Tiered sets it, before sharing the balancer,
+	// on the balancers of priority levels in panic mode.
+	panicking bool
 }
 
-// update builds a picker from the usable endpoints of set, with the
-// previous picker (nil at first) for state worth carrying over, and stores
-// it (nil when no endpoint is usable).
+// routeToUnhealthy makes the balancer keep every endpoint that is not
+// draining. It must be called before the balancer is shared.
+func (h *holder[P]) routeToUnhealthy() { h.panicking = true }
+
+// update builds a picker from the usable endpoints of set (the non-draining
+// ones when panicking), with the previous picker (nil at first) for state
+// worth carrying over, and stores it (nil when no endpoint is kept).
 func (h *holder[P]) update(set endpoint.Set, build func(eps []*endpoint.Endpoint, prev *P) *P) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := set.Usable()
+	if h.panicking {
+		u = set.Without(endpoint.Draining)
+	}
 	if u.Len() == 0 {
 		h.p.Store(nil)
 		return

@@ -106,3 +106,48 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTieredPick compares Tiered (two levels, two zones, spilling)
+// with its inner policy alone on the same endpoints.
+func BenchmarkTieredPick(b *testing.B) {
+	for _, policy := range []string{RoundRobinName, EWMAName} {
+		eps := groupEndpoints(b,
+			group{name: "local", zone: "a", up: 40, down: 10},
+			group{name: "remote", zone: "b", up: 50},
+			group{name: "backup", prio: 1, up: 20},
+		)
+		for _, e := range eps {
+			e.Begin().End(endpoint.Success)
+		}
+		plain := build(b, policy, Config{}, eps...)
+		tiered, err := NewTiered(policy, TieredConfig{LocalZone: "a"}, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tiered.Update(endpoint.NewSet(eps...))
+		for _, lb := range []struct {
+			name string
+			b    Balancer
+		}{{"plain", plain}, {"tiered", tiered}} {
+			b.Run(policy+"/"+lb.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := lb.b.Pick(PickInfo{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(policy+"/"+lb.name+"/parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := lb.b.Pick(PickInfo{}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}

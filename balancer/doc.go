@@ -40,6 +40,19 @@
 //
 // [Sticky] wraps any balancer with a session-affinity cookie.
 //
+// [Tiered] routes across failover levels (endpoint.Attrs.Priority) and
+// zones as Envoy does: a level keeps min(1, usable share × 1.4) of the load
+// and the rest spills to the next ([SplitLoad]); a level below the panic
+// threshold routes to all its non-draining endpoints when the levels
+// together cannot carry the load; a LocalZone keeps a level's load local
+// while enough of the local zone is usable. One inner balancer of the
+// named policy serves each subset:
+//
+//	lb, err := balancer.NewTiered("ewma", balancer.TieredConfig{LocalZone: "eu-west-1a"}, balancer.Config{})
+//	...
+//	lb.Update(set)   // as for any balancer
+//	lb.Levels()      // per-level health, load and panic, for the admin API
+//
 // Balancers read an endpoint's weight when Update builds the picker and its
 // in-flight count and latency at each Pick; the proxy maintains those with
 // endpoint.Endpoint.Begin and Call.End.

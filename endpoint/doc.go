@@ -3,10 +3,10 @@
 //
 // A [Store] creates one [Endpoint] per address ("host:port") and keeps it
 // across configuration reloads: [Store.Ensure] creates an endpoint or updates
-// its attributes (weight, zone, metadata) while keeping its counters, and
-// [Store.Retain] drops the endpoints a new configuration no longer names.
-// Balancers never see the store; they receive an immutable [Set] of endpoints
-// and rebuild their picker from it.
+// its attributes (weight, zone, failover priority, metadata) while keeping
+// its counters, and [Store.Retain] drops the endpoints a new configuration no
+// longer names. Balancers never see the store; they receive an immutable
+// [Set] of endpoints and rebuild their picker from it.
 //
 // The proxy brackets every attempt with [Endpoint.Begin] and [Call.End]:
 //

@@ -14,9 +14,12 @@ import (
 // schedules and rings of bounded size.
 const MaxWeight = 10000
 
+// MaxPriority bounds [Attrs.Priority]: levels 0 (primary) to 9.
+const MaxPriority = 9
+
 // Attrs are the attributes of an endpoint that a configuration reload or a
 // discovery source may change. The zero value is weight 1, no zone, no
-// metadata.
+// metadata, priority 0.
 type Attrs struct {
 	// Weight is the endpoint's relative share of traffic, in [1, MaxWeight].
 	// Zero means 1. There is no weight 0: take an endpoint out of rotation
@@ -25,6 +28,11 @@ type Attrs struct {
 	// Zone is the locality of the endpoint (for example "eu-west-1a"); ""
 	// means unknown.
 	Zone string
+	// Priority is the endpoint's failover level, in [0, MaxPriority]: 0
+	// (the zero value) is the primary level, 1 the first backup, and so on.
+	// Only priority-aware balancers (balancer.Tiered) read it; the others
+	// treat every level alike.
+	Priority int
 	// Metadata is free-form labels. The store keeps its own copy; the map
 	// returned by [Endpoint.Attrs] must not be modified.
 	Metadata map[string]string
@@ -38,6 +46,9 @@ func (a Attrs) normalize(addr string) (Attrs, error) {
 		a.Weight = 1
 	case a.Weight < 0 || a.Weight > MaxWeight:
 		return a, fmt.Errorf("endpoint %q: weight must be in [1, %d], got %d", addr, MaxWeight, a.Weight)
+	}
+	if a.Priority < 0 || a.Priority > MaxPriority {
+		return a, fmt.Errorf("endpoint %q: priority must be in [0, %d], got %d", addr, MaxPriority, a.Priority)
 	}
 	if len(a.Metadata) == 0 {
 		a.Metadata = nil
@@ -156,6 +167,9 @@ func (e *Endpoint) Attrs() Attrs { return *e.attrs.Load() }
 
 // Weight returns the current weight, in [1, MaxWeight].
 func (e *Endpoint) Weight() int { return e.attrs.Load().Weight }
+
+// Priority returns the current failover level, in [0, MaxPriority].
+func (e *Endpoint) Priority() int { return e.attrs.Load().Priority }
 
 // Flags returns the reasons the endpoint is not usable, 0 if it is.
 func (e *Endpoint) Flags() Flags { return Flags(e.flags.Load()) }
@@ -305,6 +319,7 @@ type Snapshot struct {
 	Address             string
 	Weight              int
 	Zone                string
+	Priority            int
 	Metadata            map[string]string // shared; do not modify
 	Flags               Flags
 	Usable              bool
@@ -327,6 +342,7 @@ func (e *Endpoint) Snapshot() Snapshot {
 		Address:             e.addr,
 		Weight:              a.Weight,
 		Zone:                a.Zone,
+		Priority:            a.Priority,
 		Metadata:            a.Metadata,
 		Flags:               f,
 		Usable:              f == 0,

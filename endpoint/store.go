@@ -220,3 +220,25 @@ func (s Set) Usable() Set {
 	}
 	return Set{eps: out}
 }
+
+// Without returns the subset of endpoints none of whose flags f is set now,
+// in order. Usable is Without of every flag; Without(Draining) keeps the
+// endpoints a balancer in panic mode may still route to.
+func (s Set) Without(f Flags) Set {
+	n := 0
+	for _, e := range s.eps {
+		if e.Flags()&f == 0 {
+			n++
+		}
+	}
+	if n == len(s.eps) {
+		return s
+	}
+	out := make([]*Endpoint, 0, n)
+	for _, e := range s.eps {
+		if e.Flags()&f == 0 {
+			out = append(out, e)
+		}
+	}
+	return Set{eps: out}
+}

@@ -38,10 +38,11 @@ func errString(err error) string {
 
 // ensureCases seed FuzzEnsure and are checked by TestEnsureValidation.
 var ensureCases = []struct {
-	name    string
-	addr    string
-	weight  int
-	wantErr string
+	name     string
+	addr     string
+	weight   int
+	priority int
+	wantErr  string
 }{
 	{name: "ipv4", addr: "10.0.0.1:8080"},
 	{name: "ipv6", addr: "[::1]:443"},
@@ -54,13 +55,16 @@ var ensureCases = []struct {
 	{name: "unbracketed ipv6", addr: "::1:80", wantErr: `endpoint "::1:80": too many colons in address`},
 	{name: "negative weight", addr: "h:1", weight: -1, wantErr: `endpoint "h:1": weight must be in [1, 10000], got -1`},
 	{name: "weight too big", addr: "h:1", weight: MaxWeight + 1, wantErr: `endpoint "h:1": weight must be in [1, 10000], got 10001`},
+	{name: "last backup level", addr: "h:1", priority: MaxPriority},
+	{name: "negative priority", addr: "h:1", priority: -1, wantErr: `endpoint "h:1": priority must be in [0, 9], got -1`},
+	{name: "priority too big", addr: "h:1", priority: MaxPriority + 1, wantErr: `endpoint "h:1": priority must be in [0, 9], got 10`},
 }
 
 func TestEnsureValidation(t *testing.T) {
 	for _, tt := range ensureCases {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newTestStore(t)
-			e, err := s.Ensure(tt.addr, Attrs{Weight: tt.weight})
+			e, err := s.Ensure(tt.addr, Attrs{Weight: tt.weight, Priority: tt.priority})
 			if got := errString(err); got != tt.wantErr {
 				t.Fatalf("Ensure(%q) error = %q, want %q", tt.addr, got, tt.wantErr)
 			}
@@ -72,6 +76,9 @@ func TestEnsureValidation(t *testing.T) {
 			}
 			if e.Address() != tt.addr || s.Get(tt.addr) != e {
 				t.Errorf("Ensure(%q) = %v, Get = %v, want the same endpoint with that address", tt.addr, e, s.Get(tt.addr))
+			}
+			if e.Priority() != tt.priority {
+				t.Errorf("Ensure(%q).Priority() = %d, want %d", tt.addr, e.Priority(), tt.priority)
 			}
 		})
 	}
@@ -88,12 +95,12 @@ func TestEnsureKeepsLiveState(t *testing.T) {
 	e.Mark(Draining, true)
 	inflight := e.Begin()
 
-	again := mustEnsure(t, s, "10.0.0.1:80", Attrs{Weight: 3, Zone: "b"})
+	again := mustEnsure(t, s, "10.0.0.1:80", Attrs{Weight: 3, Zone: "b", Priority: 2})
 	if again != e {
 		t.Fatal("Ensure() of a known address returned a new endpoint")
 	}
 	want := Snapshot{
-		Address: "10.0.0.1:80", Weight: 3, Zone: "b", Flags: Draining, InFlight: 1,
+		Address: "10.0.0.1:80", Weight: 3, Zone: "b", Priority: 2, Flags: Draining, InFlight: 1,
 		Latency: 20 * time.Millisecond, Requests: 2,
 	}
 	if diff := cmp.Diff(e.Snapshot(), want); diff != "" {
@@ -163,8 +170,41 @@ func TestSet(t *testing.T) {
 	if u.Len() != 2 || u.At(0) != c || u.At(1) != b {
 		t.Errorf("Usable() = %v, want [c:1 b:1]", u.eps)
 	}
-	if (Set{}).Len() != 0 || (Set{}).Usable().Len() != 0 {
+	if (Set{}).Len() != 0 || (Set{}).Usable().Len() != 0 || (Set{}).Without(Draining).Len() != 0 {
 		t.Error("the zero Set is not empty")
+	}
+}
+
+func TestSetWithout(t *testing.T) {
+	s, _ := newTestStore(t)
+	a := mustEnsure(t, s, "a:1", Attrs{})
+	b := mustEnsure(t, s, "b:1", Attrs{})
+	c := mustEnsure(t, s, "c:1", Attrs{})
+	d := mustEnsure(t, s, "d:1", Attrs{})
+	a.Mark(FailedHealthCheck, true)
+	b.Mark(Draining, true)
+	c.Mark(Ejected|Draining, true)
+	set := NewSet(a, b, c, d)
+	tests := []struct {
+		name string
+		f    Flags
+		want []string
+	}{
+		{name: "no flag keeps all", f: 0, want: []string{"a:1", "b:1", "c:1", "d:1"}},
+		{name: "draining", f: Draining, want: []string{"a:1", "d:1"}},
+		{name: "health flags", f: FailedHealthCheck | Ejected, want: []string{"b:1", "d:1"}},
+		{name: "every flag is Usable", f: FailedHealthCheck | Ejected | Draining, want: []string{"d:1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for e := range set.Without(tt.f).All() {
+				got = append(got, e.Address())
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("Without(%v) (-got +want):\n%s", tt.f, diff)
+			}
+		})
 	}
 }
 
