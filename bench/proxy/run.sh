@@ -346,7 +346,7 @@ stamp=$(date +%Y%m%d-%H%M%S)
 out="$RESULTS/proxy-$stamp"
 mkdir -p "$out"
 runs="$out/runs.tsv"
-printf 'round\tproxy\tconns\tbackends\trps\tp50_us\tp99_us\trequests\terrors\tnon2xx\tcpu_us_per_req\n' >"$runs"
+printf 'round\tproxy\tconns\tbackends\trps\tp50_us\tp99_us\trequests\terrors\tnon2xx\tcpu_us_per_req\treads_per_req\twrites_per_req\n' >"$runs"
 
 {
 	echo "date: $(date -Is)"
@@ -373,6 +373,41 @@ cpu_ticks() {
 	echo "$t"
 }
 clk_tck=$(getconf CLK_TCK)
+
+# io_calls PID: read and write system calls of PID and its child processes
+# (nginx's workers) so far, "READS WRITES", from syscr and syscw in
+# /proc/PID/io: read(2), readv(2), pread(2)... and write(2), writev(2)...;
+# recv, recvmsg, send and sendmsg are not counted there. Prints "- -" when
+# any of the processes' files cannot be read (another user's process without
+# CAP_SYS_PTRACE, or one that has just exited): a partial sum would be wrong.
+io_calls() {
+	local pid r=0 w=0 f k v seen
+	for pid in "$1" $(pgrep -P "$1" || true); do
+		f=$(cat "/proc/$pid/io" 2>/dev/null) || f=
+		seen=0
+		while read -r k v; do
+			case $k in
+			syscr:) r=$((r + v)) seen=$((seen + 1)) ;;
+			syscw:) w=$((w + v)) seen=$((seen + 1)) ;;
+			esac
+		done <<<"$f"
+		if ((seen != 2)); then
+			echo "- -"
+			return
+		fi
+	done
+	echo "$r $w"
+}
+
+# per_req BEFORE AFTER REQUESTS: (AFTER - BEFORE) / REQUESTS with two
+# decimals, or "-" when a count is missing or there were no requests.
+per_req() {
+	if [[ $1 == - || $2 == - ]]; then
+		echo -
+		return
+	fi
+	awk -v d=$(($2 - $1)) -v n="$3" 'BEGIN { if (n > 0) printf "%.2f", d / n; else printf "-" }'
+}
 
 wrk_run() { # port conns duration -> RESULT line
 	wrk -t"$THREADS" -c"$2" -d"$3s" -s "$here/report.lua" "http://127.0.0.1:$1/" | awk '$1 == "RESULT"'
@@ -414,7 +449,9 @@ for b in $BACKENDS; do
 			for p in $PROXIES; do
 				n=$((n + 1))
 				t0=$(cpu_ticks "${ppid[$p]}")
+				read -r r0 w0 <<<"$(io_calls "${ppid[$p]}")"
 				line=$(wrk_run "${port[$p]}" "$c" "$DURATION")
+				read -r r1 w1 <<<"$(io_calls "${ppid[$p]}")"
 				t1=$(cpu_ticks "${ppid[$p]}")
 				if [[ -z $line ]]; then
 					echo "run.sh: wrk printed no result for $p c=$c backends=$b" >&2
@@ -422,8 +459,10 @@ for b in $BACKENDS; do
 				fi
 				read -r _ rps p50 p99 reqs errs non2xx <<<"$line"
 				cpu=$(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v n="$reqs" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
-				printf '%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$p" "$c" "$b" "$rps" "$p50" "$p99" "$reqs" "$errs" "$non2xx" "$cpu" >>"$runs"
-				log "[$n/$total] round $r $p c=$c backends=$b: $rps req/s p50 ${p50}us p99 ${p99}us cpu ${cpu}us/req errors $errs non-2xx $non2xx"
+				rd=$(per_req "$r0" "$r1" "$reqs")
+				wr=$(per_req "$w0" "$w1" "$reqs")
+				printf '%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$p" "$c" "$b" "$rps" "$p50" "$p99" "$reqs" "$errs" "$non2xx" "$cpu" "$rd" "$wr" >>"$runs"
+				log "[$n/$total] round $r $p c=$c backends=$b: $rps req/s p50 ${p50}us p99 ${p99}us cpu ${cpu}us/req reads ${rd}/req writes ${wr}/req errors $errs non-2xx $non2xx"
 			done
 		done
 	done
