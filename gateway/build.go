@@ -52,6 +52,7 @@ type cluster struct {
 	scheme    string
 	endpoints []*endpoint.Endpoint
 	balancer  balancer.Balancer
+	tiered    *balancer.Tiered  // the balancer under any sticky wrapper: levels, panic
 	sticky    *balancer.Sticky  // nil without sticky sessions
 	transport http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
 	bulkhead  *bulkhead.Bulkhead
@@ -73,7 +74,7 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 
 	var keepAddrs []string
 	for i, cc := range cfg.Clusters {
-		cl, err := g.buildCluster(next, cc)
+		cl, err := g.buildCluster(next, cc, cfg.Zone)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("clusters[%d] (%s): %w", i, cc.Name, err))
 			continue
@@ -107,7 +108,7 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 	return t, next, nil
 }
 
-func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*cluster, error) {
+func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone string) (*cluster, error) {
 	cl := &cluster{
 		name: cc.Name, scheme: "http",
 		epStats:      make(map[*endpoint.Endpoint]*endpointStats, len(cc.Endpoints)),
@@ -118,7 +119,7 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*clu
 		cl.scheme = "https"
 	}
 	for i, ec := range cc.Endpoints {
-		ep, err := g.store.Ensure(ec.Address, endpoint.Attrs{Weight: ec.Weight, Zone: ec.Zone, Metadata: ec.Metadata})
+		ep, err := g.store.Ensure(ec.Address, endpoint.Attrs{Weight: ec.Weight, Zone: ec.Zone, Priority: ec.Priority, Metadata: ec.Metadata})
 		if err != nil {
 			return nil, fmt.Errorf("endpoints[%d]: %w", i, err)
 		}
@@ -140,11 +141,20 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster) (*clu
 	} else {
 		bcfg.LoadFactor = cc.LB.BoundedLoad
 	}
-	b, err := balancer.New(cc.LB.Policy, bcfg)
+	f := cc.Failover
+	tcfg := balancer.TieredConfig{
+		OverprovisioningFactor: f.OverprovisioningFactor,
+		PanicThreshold:         f.PanicThreshold,
+		DisablePanic:           f.OnPanic == config.PanicOff,
+		FailFast:               f.OnPanic == config.PanicFailFast,
+		LocalZone:              zone,
+		ZoneSpillThreshold:     f.ZoneSpillThreshold,
+	}
+	b, err := balancer.NewTiered(cc.LB.Policy, tcfg, bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("lb: %w", err)
 	}
-	cl.balancer = b
+	cl.balancer, cl.tiered = b, b
 	if s := cc.LB.Sticky; s != nil {
 		st, err := balancer.NewSticky(b, balancer.StickyConfig{Cookie: s.Cookie, TTL: time.Duration(s.TTL)})
 		if err != nil {

@@ -419,7 +419,42 @@ type Cluster struct {
 
 	// Limits bounds the requests in flight to the cluster.
 	Limits Limits `yaml:"limits"`
+
+	// Failover spreads traffic over priority levels and zones and decides
+	// what happens when few endpoints are usable.
+	Failover Failover `yaml:"failover"`
 }
+
+// Failover configures how a cluster's traffic spills from its primary
+// endpoints (priority 0) to backups and from the gateway's zone to others,
+// as Envoy's priority levels and zone-aware routing do.
+type Failover struct {
+	// OverprovisioningFactor scales a priority level's usable share into
+	// its health: a level keeps all its traffic while usable share ×
+	// factor >= 1 and spills the rest to the next level. >= 1. Default 1.4.
+	OverprovisioningFactor float64 `yaml:"overprovisioning_factor"`
+	// PanicThreshold is the usable share of a level below which, when the
+	// levels together cannot carry the traffic, the level is in panic.
+	// In (0, 1]. Default 0.5.
+	PanicThreshold float64 `yaml:"panic_threshold"`
+	// OnPanic is what panic mode does: PanicRouteAll (the default) routes to
+	// every endpoint of the level that is not draining, healthy or not,
+	// rather than overload the survivors; PanicFailFast answers 503 at once;
+	// PanicOff never panics and routes to the usable endpoints only.
+	OnPanic string `yaml:"on_panic"`
+	// ZoneSpillThreshold is the usable share of the local zone's endpoints
+	// (see the top-level zone) above which the local zone keeps all of a
+	// level's traffic; below it, traffic spills to other zones in
+	// proportion. In (0, 1]. Default 0.7.
+	ZoneSpillThreshold float64 `yaml:"zone_spill_threshold"`
+}
+
+// Panic modes: the values accepted in Failover.OnPanic.
+const (
+	PanicRouteAll = "route_all"
+	PanicFailFast = "fail_fast"
+	PanicOff      = "off"
+)
 
 // Upstream protocols: the values accepted in Cluster.Protocol.
 const (
@@ -438,6 +473,11 @@ type Endpoint struct {
 	Weight int `yaml:"weight"`
 	// Zone is the endpoint's zone. Default empty: no zone.
 	Zone string `yaml:"zone,omitempty"`
+	// Priority is the endpoint's failover level: 0 (the default) for
+	// primaries, 1 for the first backup group, and so on up to 9. A level
+	// gets traffic as the levels before it lose usable endpoints (see
+	// Cluster.Failover).
+	Priority int `yaml:"priority"`
 	// Metadata is free-form labels (version, canary, ...). Default none.
 	Metadata map[string]string `yaml:"metadata,omitempty"`
 }

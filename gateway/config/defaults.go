@@ -5,6 +5,7 @@ import (
 	_ "embed" // for default.yaml
 	"time"
 
+	"github.com/rampart-ha/rampart/balancer"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
 	"github.com/rampart-ha/rampart/resilience/retry"
@@ -146,6 +147,12 @@ func (c *Cluster) setDefaults() {
 	c.ConnectTimeout = DefaultConnectTimeout
 	c.Pool = Pool{MaxIdlePerEndpoint: DefaultMaxIdlePerEndpoint, IdleTimeout: DefaultPoolIdleTimeout}
 	c.Limits.Adaptive = Adaptive{Min: DefaultAdaptiveMin, Max: DefaultAdaptiveMax}
+	c.Failover = Failover{
+		OverprovisioningFactor: balancer.DefaultOverprovisioningFactor,
+		PanicThreshold:         balancer.DefaultPanicThreshold,
+		OnPanic:                PanicRouteAll,
+		ZoneSpillThreshold:     balancer.DefaultZoneSpillThreshold,
+	}
 }
 
 func (e *Endpoint) setDefaults() { e.Weight = 1 }

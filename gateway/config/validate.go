@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rampart-ha/rampart/endpoint"
 )
 
 // normalize fills the defaults that depend on other values or on whether a
@@ -502,6 +504,23 @@ func (v validator) rateLimit(p string, rl *RateLimit) {
 	}
 }
 
+func (v validator) failover(p string, f *Failover) {
+	if !(f.OverprovisioningFactor >= 1) || math.IsInf(f.OverprovisioningFactor, 0) {
+		v.errorf(p+".overprovisioning_factor", "must be a finite number >= 1, got %v", f.OverprovisioningFactor)
+	}
+	if !(f.PanicThreshold > 0 && f.PanicThreshold <= 1) {
+		v.errorf(p+".panic_threshold", "must be in (0, 1], got %v", f.PanicThreshold)
+	}
+	if !(f.ZoneSpillThreshold > 0 && f.ZoneSpillThreshold <= 1) {
+		v.errorf(p+".zone_spill_threshold", "must be in (0, 1], got %v", f.ZoneSpillThreshold)
+	}
+	switch f.OnPanic {
+	case PanicRouteAll, PanicFailFast, PanicOff:
+	default:
+		v.errorf(p+".on_panic", "unknown mode %q (want %s, %s or %s)", f.OnPanic, PanicRouteAll, PanicFailFast, PanicOff)
+	}
+}
+
 func (v validator) cluster(p string, c *Cluster) {
 	if len(c.Endpoints) == 0 {
 		v.errorf(p+".endpoints", "at least one endpoint is required")
@@ -519,7 +538,11 @@ func (v validator) cluster(p string, c *Cluster) {
 		if e.Weight < 1 || e.Weight > maxEPWeight {
 			v.errorf(ep+".weight", "must be in [1, %d], got %d", maxEPWeight, e.Weight)
 		}
+		if e.Priority < 0 || e.Priority > endpoint.MaxPriority {
+			v.errorf(ep+".priority", "must be in [0, %d], got %d", endpoint.MaxPriority, e.Priority)
+		}
 	}
+	v.failover(p+".failover", &c.Failover)
 
 	lb, lp := &c.LB, p+".lb"
 	if !slices.Contains(Policies(), lb.Policy) {
