@@ -53,7 +53,45 @@ func (g *Gateway) AdminHandler() http.Handler {
 		}
 		writeJSON(w, states[0])
 	})
+	mux.HandleFunc("POST /clusters/{name}/endpoints/{address}/drain", func(w http.ResponseWriter, r *http.Request) {
+		g.serveDrain(w, r, true)
+	})
+	mux.HandleFunc("POST /clusters/{name}/endpoints/{address}/undrain", func(w http.ResponseWriter, r *http.Request) {
+		g.serveDrain(w, r, false)
+	})
 	return g.authorize(mux)
+}
+
+// serveDrain takes an endpoint out of rotation (drain) or puts it back
+// (undrain). Requests in flight on it finish; the balancers stop picking it
+// at once. The flag lives on the endpoint, which is keyed by address, so it
+// survives reloads while the endpoint stays configured.
+func (g *Gateway) serveDrain(w http.ResponseWriter, r *http.Request, drain bool) {
+	name, addr := r.PathValue("name"), r.PathValue("address")
+	cl := g.table.Load().clusters[name]
+	if cl == nil {
+		http.Error(w, "no cluster named "+name, http.StatusNotFound)
+		return
+	}
+	var ep *endpoint.Endpoint
+	for _, e := range cl.endpoints {
+		if e.Address() == addr {
+			ep = e
+		}
+	}
+	if ep == nil {
+		http.Error(w, "cluster "+name+" has no endpoint "+addr, http.StatusNotFound)
+		return
+	}
+	if ep.Mark(endpoint.Draining, drain) {
+		g.refresh(ep)
+	}
+	verb := "undrained"
+	if drain {
+		verb = "drained"
+	}
+	g.log.Info("endpoint "+verb+" through the admin API", "cluster", name, "endpoint", addr)
+	writeJSON(w, endpointState(ep.Snapshot()))
 }
 
 // authorize requires the admin token when one is configured. The token is
@@ -78,6 +116,8 @@ type ClusterState struct {
 	Name      string          `json:"name"`
 	Policy    string          `json:"lb_policy"`
 	Endpoints []EndpointState `json:"endpoints"`
+	Panic     bool            `json:"panic"` // some priority level routes to unhealthy endpoints
+	Levels    []LevelState    `json:"levels"`
 	InFlight  *int            `json:"limit_in_flight,omitempty"`
 	Queued    *int            `json:"limit_queued,omitempty"`
 	Adaptive  *int            `json:"adaptive_limit,omitempty"`
@@ -93,6 +133,11 @@ func (g *Gateway) clusterStates(only string) []ClusterState {
 		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []EndpointState{}}
 		for _, ep := range cl.endpoints {
 			cs.Endpoints = append(cs.Endpoints, endpointState(ep.Snapshot()))
+		}
+		cs.Panic = cl.tiered.Panic()
+		cs.Levels = []LevelState{}
+		for _, l := range cl.tiered.Levels() {
+			cs.Levels = append(cs.Levels, LevelState(l))
 		}
 		if cl.bulkhead != nil {
 			m := cl.bulkhead.Metrics()
@@ -114,11 +159,26 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
+// LevelState is a cluster's priority level as GET /clusters shows it: its
+// endpoints, how many are usable, its health (usable share × the
+// overprovisioning factor, capped at 1), the share of traffic it gets, the
+// share of that kept in the local zone, and whether it is in panic.
+type LevelState struct {
+	Priority  int     `json:"priority"`
+	Endpoints int     `json:"endpoints"`
+	Usable    int     `json:"usable"`
+	Health    float64 `json:"health"`
+	Load      float64 `json:"load"`
+	Local     float64 `json:"local_share"`
+	Panic     bool    `json:"panic"`
+}
+
 // EndpointState is an endpoint as GET /clusters shows it.
 type EndpointState struct {
 	Address             string            `json:"address"`
 	Weight              int               `json:"weight"`
 	Zone                string            `json:"zone,omitempty"`
+	Priority            int               `json:"priority"`
 	Metadata            map[string]string `json:"metadata,omitempty"`
 	State               string            `json:"state"` // "healthy", or the flags that keep it out
 	Usable              bool              `json:"usable"`
@@ -134,7 +194,7 @@ type EndpointState struct {
 
 func endpointState(s endpoint.Snapshot) EndpointState {
 	e := EndpointState{
-		Address: s.Address, Weight: s.Weight, Zone: s.Zone, Metadata: s.Metadata,
+		Address: s.Address, Weight: s.Weight, Zone: s.Zone, Priority: s.Priority, Metadata: s.Metadata,
 		State: s.Flags.String(), Usable: s.Usable, InFlight: s.InFlight,
 		LatencyEWMAMillis: float64(s.Latency.Microseconds()) / 1000,
 		Requests:          s.Requests, Failures: s.Failures, ConsecutiveFailures: s.ConsecutiveFailures,

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,19 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.metrics.reloads.WithLabelValues("success").Inc()
 	g.metrics.lastReload.SetToCurrentTime()
 	return nil
+}
+
+// refresh pushes the clusters holding ep to their balancers again, after
+// ep's usability changed. It holds applyMu so that a reload building a new
+// table at the same time either sees the change or is refreshed after it.
+func (g *Gateway) refresh(ep *endpoint.Endpoint) {
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	for _, cl := range g.table.Load().order {
+		if slices.Contains(cl.endpoints, ep) {
+			cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
+		}
+	}
 }
 
 // Config returns the configuration being served.
