@@ -98,6 +98,15 @@ func (m *Monitor) record(st *state, gen uint64, c Check) (time.Duration, bool) {
 			st.activeSince = now
 			m.mark(st, endpoint.FailedHealthCheck, false)
 			st.addTransition(now, st.stateName(m), fmt.Sprintf("passed %s (last: %s)", plural(st.passes, "active check", "consecutive active checks"), c.Detail))
+			if st.ejected {
+				// It failed its checks while ejected and now passes them: it
+				// recovered (a restart, say), so it need not sit out the
+				// rest of its ejection time, as with Envoy's
+				// successful_active_health_check_uneject_host. An endpoint
+				// that keeps passing its checks while failing requests (a
+				// gray failure) never gets here.
+				m.readmit(st, "after "+plural(st.passes, "passing probe", "passing probes")+" following failed checks", now)
+			}
 		} else if first {
 			st.activeSince = now
 		}

@@ -100,6 +100,25 @@ type event struct {
 	detector string // "" for a usability change, else an ejection
 }
 
+// Validate returns the error NewMonitor would return for cfg, or nil,
+// without starting anything.
+func (cfg Config) Validate() error {
+	var active *ActiveConfig
+	if cfg.Active != nil {
+		a := *cfg.Active
+		a.Statuses = append([]StatusRange(nil), a.Statuses...)
+		if err := a.normalize(); err != nil {
+			return err
+		}
+		active = &a
+	}
+	if cfg.Outlier != nil {
+		o := *cfg.Outlier
+		return o.normalize(active)
+	}
+	return nil
+}
+
 // NewMonitor returns a monitor for cfg with defaults filled in, or an error
 // wrapping ErrInvalidConfig that names the bad field. It starts the outlier
 // detection goroutine (if any); probers start with [Monitor.Update].

@@ -509,3 +509,42 @@ func TestOnChangeOnlyWhenUsabilityChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoveryEndsEjection checks that an ejected endpoint that failed its
+// active checks and then passes Rise of them is readmitted at once, while
+// one that passed its checks all along (a gray failure) sits out its
+// ejection time.
+func TestRecoveryEndsEjection(t *testing.T) {
+	tests := []struct {
+		name        string
+		probes      []bool // every second from 0s
+		wantUsable  bool   // at 7.5s, long before the 60s ejection ends
+		wantInWords string
+	}{
+		{"restarted endpoint", []bool{P, F, F, F, P, P, P, P, P}, true, "passing probes following failed checks"},
+		{"gray failure", []bool{P, P, P, P, P, P, P, P, P}, false, "ejected at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ep := cluster(t, 1)[0]
+				f := newFakeProber()
+				f.set(ep.Address(), tt.probes...)
+				m := newMonitor(t, Config{
+					Rand:    zero,
+					Active:  &ActiveConfig{Interval: time.Second, EdgeInterval: time.Second, Rise: 2, Fall: 2},
+					Outlier: &OutlierConfig{BaseEjectionTime: time.Minute},
+				}, f)
+				m.Update(endpoint.NewSet(ep))
+				time.Sleep(time.Second / 2)
+				ejectNow(m, ep)
+				time.Sleep(7 * time.Second)
+				synctest.Wait()
+				s := mustStatus(t, m, ep.Address())
+				if ep.Usable() != tt.wantUsable || !strings.Contains(s.Reason, tt.wantInWords) {
+					t.Errorf("at 7.5s: Usable() = %v, Reason %q; want %v and %q", ep.Usable(), s.Reason, tt.wantUsable, tt.wantInWords)
+				}
+			})
+		})
+	}
+}
