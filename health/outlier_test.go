@@ -475,8 +475,9 @@ func TestOnChangeOnlyWhenUsabilityChanges(t *testing.T) {
 		ep := eps[0]
 		f := newFakeProber()
 		// Unhealthy at 1.25s (fall 2), ejected at 1.5s while unhealthy,
-		// healthy again at 22.25s (rise 2) but still ejected, readmitted at
-		// the first probe after the 32s tick: 32.25s.
+		// healthy again at 22.25s (rise 2), which also ends the ejection
+		// early: the checks saw it recover. Both flags clear at once, so
+		// usability changes once more, at 22.25s.
 		f.set(ep.Address(), F, F)
 		var mu sync.Mutex
 		var changes []time.Duration
@@ -501,10 +502,10 @@ func TestOnChangeOnlyWhenUsabilityChanges(t *testing.T) {
 		time.Sleep(60 * time.Second)
 		mu.Lock()
 		defer mu.Unlock()
-		if diff := cmp.Diff(changes, secs(1.25, 32.25)); diff != "" {
+		if diff := cmp.Diff(changes, secs(1.25, 22.25)); diff != "" {
 			t.Errorf("OnChange times (-got +want):\n%s", diff)
 		}
-		if s := mustStatus(t, m, ep.Address()); s.State != StateHealthy || !historyHas(s, "readmitted after 1 passing probe") {
+		if s := mustStatus(t, m, ep.Address()); s.State != StateHealthy || !historyHas(s, "readmitted after 2 passing probes following failed checks") {
 			t.Errorf("State %v, History %+v; want healthy after a readmission", s.State, s.History)
 		}
 	})
