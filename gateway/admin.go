@@ -11,6 +11,7 @@ import (
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
+	"github.com/rampart-ha/rampart/health"
 )
 
 // AdminHandler serves the admin API: /metrics, /healthz, /livez, /readyz,
@@ -132,7 +133,13 @@ func (g *Gateway) clusterStates(only string) []ClusterState {
 		}
 		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []EndpointState{}}
 		for _, ep := range cl.endpoints {
-			cs.Endpoints = append(cs.Endpoints, endpointState(ep.Snapshot()))
+			es := endpointState(ep.Snapshot())
+			if cl.health != nil {
+				if hs, ok := cl.health.Status(ep.Address()); ok {
+					es.Health = healthState(hs)
+				}
+			}
+			cs.Endpoints = append(cs.Endpoints, es)
 		}
 		cs.Panic = cl.tiered.Panic()
 		cs.Levels = []LevelState{}
@@ -190,6 +197,53 @@ type EndpointState struct {
 	RecentErrors        float64           `json:"recent_errors"`
 	LastError           *time.Time        `json:"last_error,omitempty"`
 	Breaker             string            `json:"breaker,omitempty"`
+	Health              *HealthState      `json:"health,omitempty"`
+}
+
+// HealthState is what the cluster's health checking says of an endpoint:
+// its state and why, in words, its last checks, its ejections and its
+// recent transitions.
+type HealthState struct {
+	State        string            `json:"state"`
+	Reason       string            `json:"reason"`
+	Ejections    int               `json:"ejections"`
+	EjectedUntil *time.Time        `json:"ejected_until,omitempty"`
+	Detector     string            `json:"detector,omitempty"`
+	Checks       []CheckState      `json:"checks"`
+	History      []TransitionState `json:"history"`
+}
+
+// CheckState is one active check's result.
+type CheckState struct {
+	Time       time.Time `json:"time"`
+	OK         bool      `json:"ok"`
+	Detail     string    `json:"detail"`
+	DurationMS float64   `json:"duration_ms"`
+}
+
+// TransitionState is one change of an endpoint's health state.
+type TransitionState struct {
+	Time   time.Time `json:"time"`
+	State  string    `json:"state"`
+	Reason string    `json:"reason"`
+}
+
+func healthState(s health.Status) *HealthState {
+	h := &HealthState{
+		State: string(s.State), Reason: s.Reason, Ejections: s.Ejections, Detector: s.Detector,
+		Checks: []CheckState{}, History: []TransitionState{},
+	}
+	if !s.EjectedUntil.IsZero() {
+		t := s.EjectedUntil
+		h.EjectedUntil = &t
+	}
+	for _, c := range s.Checks {
+		h.Checks = append(h.Checks, CheckState{Time: c.Time, OK: c.OK, Detail: c.Detail, DurationMS: float64(c.Duration.Microseconds()) / 1000})
+	}
+	for _, t := range s.History {
+		h.History = append(h.History, TransitionState{Time: t.Time, State: string(t.State), Reason: t.Reason})
+	}
+	return h
 }
 
 func endpointState(s endpoint.Snapshot) EndpointState {

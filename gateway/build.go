@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
 	h1 "github.com/rampart-ha/rampart/gateway/upstream"
+	"github.com/rampart-ha/rampart/health"
 	"github.com/rampart-ha/rampart/resilience"
 	"github.com/rampart-ha/rampart/resilience/adaptive"
 	"github.com/rampart-ha/rampart/resilience/bulkhead"
@@ -54,6 +55,7 @@ type cluster struct {
 	balancer  balancer.Balancer
 	tiered    *balancer.Tiered  // the balancer under any sticky wrapper: levels, panic
 	sticky    *balancer.Sticky  // nil without sticky sessions
+	health    *health.Monitor   // nil without health checks and outlier detection
 	transport http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
 	bulkhead  *bulkhead.Bulkhead
 	adaptive  *adaptive.Limiter
@@ -101,6 +103,7 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 		t.access = a
 	}
 	if err := errors.Join(errs...); err != nil {
+		g.carry.discard(next)
 		return nil, nil, err
 	}
 	// Endpoints no cluster names any more lose their state; the others keep it.
@@ -163,6 +166,9 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone 
 		cl.sticky, cl.balancer = st, st
 	}
 	cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
+	if cl.health, err = g.buildHealth(next, cc); err != nil {
+		return nil, err
+	}
 
 	tr, err := carryGet(g.carry, next, "transport/"+cc.Name, fmt.Sprint(cc.Protocol, cc.TLS, cc.ConnectTimeout, cc.Pool),
 		func() (http.RoundTripper, func(), error) {
@@ -473,6 +479,19 @@ func carryGet[T any](c *carry, next map[string]carried, key, fp string, mk func(
 	}
 	next[key] = carried{fp: fp, v: v, close: closeFn}
 	return v, nil
+}
+
+// discard releases what a failed build made: next's entries the kept set
+// does not hold.
+func (c *carry) discard(next map[string]carried) {
+	for k, e := range next {
+		if kept, ok := c.m[k]; ok && kept.v == e.v {
+			continue
+		}
+		if e.close != nil {
+			e.close()
+		}
+	}
 }
 
 // swap makes next the kept set and releases what it no longer holds. A

@@ -3,6 +3,7 @@ package gateway
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/retry"
 )
@@ -30,11 +31,16 @@ var (
 		"Requests holding a slot of a cluster's in-flight limit.", []string{"cluster"}, nil)
 	descAdaptiveLimit = prometheus.NewDesc("rampart_cluster_adaptive_limit",
 		"Current adaptive concurrency limit of a cluster.", []string{"cluster"}, nil)
+	descEndpoints = prometheus.NewDesc("rampart_cluster_endpoints",
+		"Endpoints of a cluster by state: healthy (usable), unhealthy (failing active checks), ejected, draining. An endpoint with several flags counts under each.",
+		[]string{"cluster", "state"}, nil)
+	descPanic = prometheus.NewDesc("rampart_cluster_panic",
+		"1 while some priority level of the cluster is in panic mode (routing to unhealthy endpoints too), else 0.", []string{"cluster"}, nil)
 )
 
 func (c tableCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBudgetExhausted, descHedges, descHedgesWon, descEndpointInFlight,
-		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit} {
+		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic} {
 		ch <- d
 	}
 }
@@ -60,6 +66,30 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, cl := range t.order {
+		var healthy, unhealthy, ejected, draining int
+		for _, ep := range cl.endpoints {
+			f := ep.Flags()
+			if f == 0 {
+				healthy++
+			}
+			if f&endpoint.FailedHealthCheck != 0 {
+				unhealthy++
+			}
+			if f&endpoint.Ejected != 0 {
+				ejected++
+			}
+			if f&endpoint.Draining != 0 {
+				draining++
+			}
+		}
+		for state, n := range map[string]int{"healthy": healthy, "unhealthy": unhealthy, "ejected": ejected, "draining": draining} {
+			ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(n), cl.name, state)
+		}
+		panicking := 0.0
+		if cl.tiered.Panic() {
+			panicking = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPanic, prometheus.GaugeValue, panicking, cl.name)
 		for _, ep := range cl.endpoints {
 			ch <- prometheus.MustNewConstMetric(descEndpointInFlight, prometheus.GaugeValue, float64(ep.InFlight()), cl.name, ep.Address())
 			ch <- prometheus.MustNewConstMetric(descEndpointLatency, prometheus.GaugeValue, ep.Latency().Seconds(), cl.name, ep.Address())

@@ -116,20 +116,41 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		g.metrics.reloads.WithLabelValues("failure").Inc()
 		return err
 	}
-	g.table.Store(t)
+	prev := g.table.Swap(t)
 	g.carry.swap(next)
+	for _, cl := range t.order {
+		if prev != nil {
+			if old := prev.clusters[cl.name]; old != nil && old.health != cl.health {
+				// The flags the old monitor set are nobody's now; the new
+				// monitor judges the endpoints afresh. (An endpoint that
+				// two clusters share has one set of flags.)
+				for _, ep := range cl.endpoints {
+					ep.Mark(endpoint.FailedHealthCheck|endpoint.Ejected, false)
+				}
+			}
+		}
+		if cl.health != nil {
+			cl.health.Update(endpoint.NewSet(cl.endpoints...))
+		}
+		// Usability may have changed while the table was built; refresh
+		// only reaches the table in service.
+		cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
+	}
 	g.metrics.reloads.WithLabelValues("success").Inc()
 	g.metrics.lastReload.SetToCurrentTime()
 	return nil
 }
 
 // refresh pushes the clusters holding ep to their balancers again, after
-// ep's usability changed. It holds applyMu so that a reload building a new
-// table at the same time either sees the change or is refreshed after it.
+// ep's usability changed. It takes no lock (health monitors call it from
+// Update, under Apply): a reload building a new table at the same time
+// refreshes every balancer once the table is in service.
 func (g *Gateway) refresh(ep *endpoint.Endpoint) {
-	g.applyMu.Lock()
-	defer g.applyMu.Unlock()
-	for _, cl := range g.table.Load().order {
+	t := g.table.Load()
+	if t == nil {
+		return
+	}
+	for _, cl := range t.order {
 		if slices.Contains(cl.endpoints, ep) {
 			cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
 		}

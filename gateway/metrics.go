@@ -20,6 +20,7 @@ type metrics struct {
 	queueWait    *prometheus.HistogramVec // cluster
 	reloads      *prometheus.CounterVec   // result
 	lastReload   prometheus.Gauge
+	ejections    *prometheus.CounterVec // cluster, detector
 }
 
 // latencyBuckets suit an HTTP gateway: from a fast cache hit to a slow
@@ -71,10 +72,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "rampart", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
 			Help: "Time of the last successful configuration load.",
 		}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rampart", Subsystem: "cluster", Name: "ejections_total",
+			Help: "Endpoints ejected by outlier detection, by cluster and detector.",
+		}, []string{"cluster", "detector"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.inFlight, m.attempts, m.upstreamTime, m.retries,
-		m.rejections, m.queueWait, m.reloads, m.lastReload,
+		m.rejections, m.queueWait, m.reloads, m.lastReload, m.ejections,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -423,6 +423,124 @@ type Cluster struct {
 	// Failover spreads traffic over priority levels and zones and decides
 	// what happens when few endpoints are usable.
 	Failover Failover `yaml:"failover"`
+
+	// HealthCheck configures active health checks. Absent (the default):
+	// none.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+
+	// OutlierDetection configures passive outlier detection, on by default:
+	// endpoints whose requests keep failing are ejected for a while.
+	OutlierDetection OutlierDetection `yaml:"outlier_detection"`
+}
+
+// HealthCheck configures active health checks: a probe per endpoint, every
+// Interval, that takes the endpoint out after Fall failures in a row and
+// puts it back after Rise passes in a row.
+type HealthCheck struct {
+	// Kind is "http" (the default) or "tcp" (connect only).
+	Kind string `yaml:"kind"`
+	// Method of the HTTP probe. Default GET.
+	Method string `yaml:"method"`
+	// Path of the HTTP probe. Default /healthz.
+	Path string `yaml:"path"`
+	// Host header of the HTTP probe. Default: the endpoint's address.
+	Host string `yaml:"host,omitempty"`
+	// Statuses are the statuses that pass, as ranges and codes such as
+	// "200-299,404". Default "200-399".
+	Statuses string `yaml:"statuses"`
+	// BodyContains, when set, must appear in the first MaxBodyBytes of the
+	// body for the probe to pass.
+	BodyContains string `yaml:"body_contains,omitempty"`
+	// MaxBodyBytes bounds how much of the body is read. Default 4KiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// Interval between probes. Default 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one probe; less than Interval. Default 1s.
+	Timeout Duration `yaml:"timeout"`
+	// Rise is how many passes in a row put an endpoint back. Default 2.
+	Rise int `yaml:"rise"`
+	// Fall is how many failures in a row take an endpoint out. Default 3.
+	Fall int `yaml:"fall"`
+	// UnhealthyInterval is the interval while an endpoint is out. Default:
+	// Interval.
+	UnhealthyInterval Duration `yaml:"unhealthy_interval"`
+	// EdgeInterval is the faster interval while a state is changing.
+	// Default: Interval/5.
+	EdgeInterval Duration `yaml:"edge_interval"`
+	// NoTrafficInterval is the interval for an endpoint that got no
+	// request for that long. Default 1m.
+	NoTrafficInterval Duration `yaml:"no_traffic_interval"`
+	// IntervalJitter adds a random [0, jitter × interval) to every wait, so
+	// that probes do not synchronise; the first probe waits a random part
+	// of Interval. In [0, 1]. Default 0.1.
+	IntervalJitter float64 `yaml:"interval_jitter"`
+	// InitiallyUnhealthy keeps new endpoints out until their first probe
+	// passes. Default false: healthy until proven otherwise.
+	InitiallyUnhealthy bool `yaml:"initially_unhealthy"`
+}
+
+// OutlierDetection configures passive outlier detection: the outcomes of
+// real requests eject endpoints that fail, for a time that grows with each
+// ejection.
+type OutlierDetection struct {
+	// Enabled turns outlier detection on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Consecutive5xx ejects after this many 5xx answers in a row; 0 = off.
+	// Default 5.
+	Consecutive5xx int `yaml:"consecutive_5xx"`
+	// ConsecutiveGatewayFailure ejects after this many 502, 503 or 504 in a
+	// row; 0 (the default) = off.
+	ConsecutiveGatewayFailure int `yaml:"consecutive_gateway_failure"`
+	// ConsecutiveLocalOriginFailure ejects after this many connect
+	// failures, resets or timeouts in a row; 0 = off. Default 5.
+	ConsecutiveLocalOriginFailure int `yaml:"consecutive_local_origin_failure"`
+	// FailurePercentage ejects endpoints whose share of failed requests in
+	// an interval reaches Threshold.
+	FailurePercentage FailurePercentage `yaml:"failure_percentage"`
+	// SuccessRate ejects endpoints whose success rate in an interval falls
+	// below the cluster's mean − StdevFactor × σ.
+	SuccessRate SuccessRate `yaml:"success_rate"`
+	// Interval is how often the rate detectors run and ejections end.
+	// Default 1s.
+	Interval Duration `yaml:"interval"`
+	// BaseEjectionTime × the number of ejections is how long an endpoint
+	// is out, capped at MaxEjectionTime. Defaults 30s and 5m.
+	BaseEjectionTime Duration `yaml:"base_ejection_time"`
+	MaxEjectionTime  Duration `yaml:"max_ejection_time"`
+	// EjectionJitter adds a random [0, jitter × time) to each ejection. In
+	// [0, 1]. Default 0.1.
+	EjectionJitter float64 `yaml:"ejection_jitter"`
+	// MaxEjectionPercent caps the share of the cluster ejected at once (one
+	// endpoint may always be ejected). In [1, 100]. Default 50.
+	MaxEjectionPercent int `yaml:"max_ejection_percent"`
+	// ReadmitAfterProbes, with a health check, readmits an endpoint whose
+	// ejection time ran out only after this many passing probes. Default
+	// 0: the health check's rise; without a health check it must be 0.
+	ReadmitAfterProbes int `yaml:"readmit_after_probes"`
+}
+
+// FailurePercentage configures the failure-percentage detector.
+type FailurePercentage struct {
+	// Threshold is the failed share, in [0, 1], that ejects; 0 (the
+	// default) = off.
+	Threshold float64 `yaml:"threshold"`
+	// MinimumHosts: the detector runs only on clusters with at least this
+	// many endpoints. Default 5.
+	MinimumHosts int `yaml:"minimum_hosts"`
+	// RequestVolume: endpoints with fewer requests in the interval are not
+	// judged. Default 50.
+	RequestVolume int `yaml:"request_volume"`
+}
+
+// SuccessRate configures the success-rate detector.
+type SuccessRate struct {
+	// StdevFactor is k in mean − k·σ; 0 (the default) = off. Envoy uses 1.9.
+	StdevFactor float64 `yaml:"stdev_factor"`
+	// MinimumHosts with enough volume for the detector to run. Default 5.
+	MinimumHosts int `yaml:"minimum_hosts"`
+	// RequestVolume: endpoints with fewer requests in the interval are not
+	// judged. Default 100.
+	RequestVolume int `yaml:"request_volume"`
 }
 
 // Failover configures how a cluster's traffic spills from its primary

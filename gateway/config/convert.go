@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/rampart-ha/rampart/health"
 	"math"
 	"time"
 
@@ -58,4 +59,62 @@ func (l Limits) BulkheadConfig() (bulkhead.Config, bool) {
 // enabled.
 func (a Adaptive) AdaptiveConfig() (adaptive.Config, bool) {
 	return adaptive.Config{MinLimit: a.Min, MaxLimit: a.Max}, a.Enabled
+}
+
+// MonitorConfig returns the cluster's health checking as a health.Config
+// (without callbacks), and false when it has neither active checks nor
+// outlier detection.
+func (c Cluster) MonitorConfig() (health.Config, bool) {
+	var cfg health.Config
+	if h := c.HealthCheck; h != nil {
+		statuses, _ := health.ParseStatusRanges(h.Statuses) // validated
+		cfg.Active = &health.ActiveConfig{
+			Kind: h.Kind, Method: h.Method, Path: h.Path, Host: h.Host,
+			Statuses: statuses, BodyContains: h.BodyContains, MaxBodyBytes: int64(h.MaxBodyBytes),
+			Interval: time.Duration(h.Interval), Timeout: time.Duration(h.Timeout),
+			Rise: h.Rise, Fall: h.Fall,
+			UnhealthyInterval: time.Duration(h.UnhealthyInterval), EdgeInterval: time.Duration(h.EdgeInterval),
+			NoTrafficInterval:  time.Duration(h.NoTrafficInterval),
+			IntervalJitter:     offIfZero(h.IntervalJitter),
+			InitiallyUnhealthy: h.InitiallyUnhealthy,
+		}
+	}
+	if o := c.OutlierDetection; o.Enabled {
+		cfg.Outlier = &health.OutlierConfig{
+			Consecutive5xx:                offIfZeroInt(o.Consecutive5xx),
+			ConsecutiveGatewayFailure:     offIfZeroInt(o.ConsecutiveGatewayFailure),
+			ConsecutiveLocalOriginFailure: offIfZeroInt(o.ConsecutiveLocalOriginFailure),
+			FailurePercentage: health.FailurePercentage{
+				Threshold: o.FailurePercentage.Threshold, MinimumHosts: o.FailurePercentage.MinimumHosts,
+				RequestVolume: o.FailurePercentage.RequestVolume,
+			},
+			SuccessRate: health.SuccessRate{
+				StdevFactor: o.SuccessRate.StdevFactor, MinimumHosts: o.SuccessRate.MinimumHosts,
+				RequestVolume: o.SuccessRate.RequestVolume,
+			},
+			Interval:           time.Duration(o.Interval),
+			BaseEjectionTime:   time.Duration(o.BaseEjectionTime),
+			MaxEjectionTime:    time.Duration(o.MaxEjectionTime),
+			EjectionJitter:     offIfZero(o.EjectionJitter),
+			MaxEjectionPercent: o.MaxEjectionPercent,
+			ReadmitAfterProbes: o.ReadmitAfterProbes,
+		}
+	}
+	return cfg, cfg.Active != nil || cfg.Outlier != nil
+}
+
+// offIfZero maps the configuration's 0 ("none") to health's Disabled:
+// health reads 0 as "the default".
+func offIfZero(f float64) float64 {
+	if f == 0 {
+		return health.Disabled
+	}
+	return f
+}
+
+func offIfZeroInt(n int) int {
+	if n == 0 {
+		return health.Disabled
+	}
+	return n
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rampart-ha/rampart/balancer"
+	"github.com/rampart-ha/rampart/health"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
 	"github.com/rampart-ha/rampart/resilience/retry"
@@ -153,6 +154,40 @@ func (c *Cluster) setDefaults() {
 		OnPanic:                PanicRouteAll,
 		ZoneSpillThreshold:     balancer.DefaultZoneSpillThreshold,
 	}
+	c.OutlierDetection = OutlierDetection{
+		Enabled:                       true,
+		Consecutive5xx:                health.DefaultConsecutive5xx,
+		ConsecutiveLocalOriginFailure: health.DefaultConsecutiveLocalOriginFailure,
+		FailurePercentage: FailurePercentage{
+			MinimumHosts:  health.DefaultFailurePercentageMinimumHosts,
+			RequestVolume: health.DefaultFailurePercentageVolume,
+		},
+		SuccessRate: SuccessRate{
+			MinimumHosts:  health.DefaultSuccessRateMinimumHosts,
+			RequestVolume: health.DefaultSuccessRateVolume,
+		},
+		Interval:           Duration(health.DefaultOutlierInterval),
+		BaseEjectionTime:   Duration(health.DefaultBaseEjectionTime),
+		MaxEjectionTime:    Duration(health.DefaultMaxEjectionTime),
+		EjectionJitter:     health.DefaultEjectionJitter,
+		MaxEjectionPercent: health.DefaultMaxEjectionPercent,
+	}
+}
+
+func (h *HealthCheck) setDefaults() {
+	*h = HealthCheck{
+		Kind:              health.KindHTTP,
+		Method:            health.DefaultMethod,
+		Path:              health.DefaultPath,
+		Statuses:          "200-399",
+		MaxBodyBytes:      health.DefaultMaxBodyBytes,
+		Interval:          Duration(health.DefaultInterval),
+		Timeout:           Duration(health.DefaultTimeout),
+		Rise:              health.DefaultRise,
+		Fall:              health.DefaultFall,
+		NoTrafficInterval: Duration(health.DefaultNoTrafficInterval),
+		IntervalJitter:    health.DefaultIntervalJitter,
+	}
 }
 
 func (e *Endpoint) setDefaults() { e.Weight = 1 }
@@ -173,4 +208,5 @@ var (
 	_ defaulter = (*Cluster)(nil)
 	_ defaulter = (*Endpoint)(nil)
 	_ defaulter = (*Sticky)(nil)
+	_ defaulter = (*HealthCheck)(nil)
 )

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/rampart-ha/rampart/endpoint"
+	"github.com/rampart-ha/rampart/health"
 )
 
 // normalize fills the defaults that depend on other values or on whether a
@@ -504,6 +505,52 @@ func (v validator) rateLimit(p string, rl *RateLimit) {
 	}
 }
 
+// health validates a cluster's health checking through package health,
+// which owns the rules, and reports its error at the key it names.
+func (v validator) health(p string, c *Cluster) {
+	if h := c.HealthCheck; h != nil {
+		if _, err := health.ParseStatusRanges(h.Statuses); err != nil {
+			v.errorf(p+".health_check.statuses", "%s", strings.TrimPrefix(err.Error(), "health: "))
+			return
+		}
+	}
+	o, op := c.OutlierDetection, p+".outlier_detection"
+	for _, d := range []struct {
+		key string
+		n   int
+	}{{"consecutive_5xx", o.Consecutive5xx}, {"consecutive_gateway_failure", o.ConsecutiveGatewayFailure}, {"consecutive_local_origin_failure", o.ConsecutiveLocalOriginFailure}} {
+		if d.n < 0 {
+			v.errorf(op+"."+d.key, "must be >= 0 (0 = off), got %d", d.n)
+			return
+		}
+	}
+	if h := c.HealthCheck; h != nil && h.IntervalJitter < 0 {
+		v.errorf(p+".health_check.interval_jitter", "must be in [0, 1], got %v", h.IntervalJitter)
+		return
+	}
+	if o.EjectionJitter < 0 {
+		v.errorf(op+".ejection_jitter", "must be in [0, 1], got %v", o.EjectionJitter)
+		return
+	}
+	cfg, on := c.MonitorConfig()
+	if !on {
+		return
+	}
+	err := cfg.Validate()
+	if err == nil {
+		return
+	}
+	msg := strings.TrimPrefix(err.Error(), "health: ")
+	msg = strings.ReplaceAll(msg, "active.", "health_check.")
+	msg = strings.ReplaceAll(msg, "outlier.", "outlier_detection.")
+	key, rest, ok := strings.Cut(msg, " ")
+	if !ok || !strings.Contains(key, ".") {
+		v.errorf(p, "%s", msg)
+		return
+	}
+	v.errorf(p+"."+key, "%s", rest)
+}
+
 func (v validator) failover(p string, f *Failover) {
 	if !(f.OverprovisioningFactor >= 1) || math.IsInf(f.OverprovisioningFactor, 0) {
 		v.errorf(p+".overprovisioning_factor", "must be a finite number >= 1, got %v", f.OverprovisioningFactor)
@@ -543,6 +590,7 @@ func (v validator) cluster(p string, c *Cluster) {
 		}
 	}
 	v.failover(p+".failover", &c.Failover)
+	v.health(p, c)
 
 	lb, lp := &c.LB, p+".lb"
 	if !slices.Contains(Policies(), lb.Policy) {
