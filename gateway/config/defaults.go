@@ -75,6 +75,15 @@ func NewRoute(name, cluster string) Route {
 	return r
 }
 
+// NewHealthCheck returns an HTTP health check of path with every default
+// filled in.
+func NewHealthCheck(path string) *HealthCheck {
+	h := new(HealthCheck)
+	h.setDefaults()
+	h.Path = path
+	return h
+}
+
 // NewCluster returns a cluster of the given endpoint addresses, each of
 // weight 1, with every default filled in.
 func NewCluster(name string, addresses ...string) Cluster {

@@ -524,6 +524,29 @@ func (v validator) health(p string, c *Cluster) {
 			return
 		}
 	}
+	if h := c.HealthCheck; h != nil {
+		// Package health reads zero as "the default"; written out, a zero
+		// is a mistake.
+		hp := p + ".health_check"
+		for _, d := range []struct {
+			key string
+			v   Duration
+		}{{"interval", h.Interval}, {"timeout", h.Timeout}} {
+			if d.v <= 0 {
+				v.errorf(hp+"."+d.key, "must be > 0, got %v", d.v)
+				return
+			}
+		}
+		for _, n := range []struct {
+			key string
+			v   int
+		}{{"rise", h.Rise}, {"fall", h.Fall}} {
+			if n.v < 1 {
+				v.errorf(hp+"."+n.key, "must be >= 1, got %d", n.v)
+				return
+			}
+		}
+	}
 	if h := c.HealthCheck; h != nil && h.IntervalJitter < 0 {
 		v.errorf(p+".health_check.interval_jitter", "must be in [0, 1], got %v", h.IntervalJitter)
 		return

@@ -27,6 +27,8 @@ func proxyCommand(ctx context.Context, args []string, out, errOut io.Writer) int
 	perTry := fset.Duration("per-try-timeout", 0, "timeout of each attempt until response headers (0: none)")
 	total := fset.Duration("timeout", time.Duration(config.DefaultRouteTimeout), "timeout of a request including retries (0: none)")
 	retries := fset.Int("retries", config.DefaultRetryAttempts-1, "retries after a failed attempt (0: none)")
+	healthPath := fset.String("health-path", "", "HTTP path of an active health check of every upstream, such as /healthz (empty: no active checks; outlier detection is on either way)")
+	healthInterval := fset.Duration("health-interval", time.Duration(config.NewHealthCheck("/").Interval), "interval of the active health check (with --health-path)")
 	admin := fset.String("admin", config.DefaultAdminAddress, "admin API address (metrics, health, clusters); empty to disable")
 	grace := fset.Duration("grace", gateway.DefaultShutdownGrace, "how long in-flight requests may take to finish on shutdown")
 	if code := parseFlags(fset, args); code >= 0 {
@@ -35,6 +37,7 @@ func proxyCommand(ctx context.Context, args []string, out, errOut io.Writer) int
 	cfg, err := proxyConfig(proxyFlags{
 		listen: *listen, to: *to, lb: *lb, admin: *admin,
 		connect: *connect, perTry: *perTry, total: *total, retries: *retries,
+		healthPath: *healthPath, healthInterval: *healthInterval,
 	})
 	if err != nil {
 		printConfigError(errOut, err)
@@ -58,6 +61,8 @@ type proxyFlags struct {
 	listen, to, lb, admin  string
 	connect, perTry, total time.Duration
 	retries                int
+	healthPath             string
+	healthInterval         time.Duration
 }
 
 // proxyConfig builds and validates the configuration the flags describe.
@@ -80,6 +85,14 @@ func proxyConfig(f proxyFlags) (*config.Config, error) {
 	cl := config.NewCluster("upstream", addrs...)
 	cl.LB.Policy = f.lb
 	cl.ConnectTimeout = config.Duration(f.connect)
+	if f.healthPath != "" {
+		hc := config.NewHealthCheck(f.healthPath)
+		hc.Interval = config.Duration(f.healthInterval)
+		// A timeout must be shorter than the interval: keep the default
+		// unless the interval is shorter still.
+		hc.Timeout = min(hc.Timeout, config.Duration(f.healthInterval)/2)
+		cl.HealthCheck = hc
+	}
 	rt := config.NewRoute("proxy", "upstream")
 	rt.PerTryTimeout = config.Duration(f.perTry)
 	rt.Timeout = config.Duration(f.total)
@@ -121,6 +134,10 @@ func flagOf(cfg *config.Config, path string) string {
 		return "--timeout"
 	case "admin.address":
 		return "--admin"
+	case "clusters[0].health_check.path":
+		return "--health-path"
+	case "clusters[0].health_check.interval", "clusters[0].health_check.timeout":
+		return "--health-interval"
 	}
 	return path
 }

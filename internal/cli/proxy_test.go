@@ -30,6 +30,8 @@ func TestProxyFlagErrors(t *testing.T) {
 			"--timeout: must not be negative, got -1s",
 		}},
 		{"bad --listen", []string{"--to", "127.0.0.1:9001", "--listen", "8080"}, []string{"--listen: missing port"}},
+		{"bad --health-path", []string{"--to", "127.0.0.1:9001", "--health-path", "healthz"}, []string{`--health-path: must start with / and contain no spaces, got "healthz"`}},
+		{"zero --health-interval", []string{"--to", "127.0.0.1:9001", "--health-path", "/healthz", "--health-interval", "0s"}, []string{"--health-interval: must be > 0, got 0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
