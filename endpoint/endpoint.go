@@ -276,6 +276,13 @@ func (e *Endpoint) Latency() time.Duration {
 	return time.Duration(e.latency.at(stampOf(e.clk.nanos()), e.clk.invTau))
 }
 
+// ResetLatency forgets the latency estimate, as if the endpoint were new.
+// Call it when an endpoint comes back into rotation: the estimate it left
+// with (doubled by each failure) would otherwise keep latency-aware
+// balancers away from it until it decayed, while a zero estimate lets them
+// probe it at once.
+func (e *Endpoint) ResetLatency() { e.latency.w.Store(0) }
+
 // Tick is one reading of a store's clock, for reading the estimates of
 // several endpoints at the same instant with one clock read (a clock read
 // costs about as much as the rest of an ewma pick). The zero Tick means

@@ -314,3 +314,21 @@ func TestLatencyAt(t *testing.T) {
 		})
 	}
 }
+
+func TestResetLatency(t *testing.T) {
+	s, clk := newTestStore(t)
+	e := mustEnsure(t, s, "10.0.0.1:80", Attrs{})
+	c := e.Begin()
+	clk.advance(40 * time.Millisecond)
+	c.End(Failure) // a failure counts double: 80ms
+	if got := e.Latency(); got == 0 {
+		t.Fatalf("Latency() after a failure = 0, want an estimate")
+	}
+	e.ResetLatency()
+	if got := e.Latency(); got != 0 {
+		t.Errorf("Latency() after ResetLatency = %v, want 0 (no sample)", got)
+	}
+	if got := e.Failures(); got != 1 {
+		t.Errorf("Failures() after ResetLatency = %d, want 1: only the estimate is forgotten", got)
+	}
+}

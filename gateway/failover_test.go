@@ -94,3 +94,21 @@ clusters:
 		t.Errorf("GET /clusters/c levels = %+v, want priority 0 with load 0 and priority 1 with load 1", cs.Levels)
 	}
 }
+
+// TestUndrainResetsLatency: an endpoint put back in rotation has its
+// latency estimate forgotten, so that latency-aware balancers probe it at
+// once instead of when the estimate it left with has decayed.
+func TestUndrainResetsLatency(t *testing.T) {
+	a, b := namedUpstream(t, "a"), namedUpstream(t, "b")
+	gw := newPCGateway(t, pcYAML("", "", a, b))
+	served(t, gw, 4)
+	ep := gw.g.store.Get(a)
+	if ep.Latency() == 0 {
+		t.Fatal("no latency estimate after serving requests")
+	}
+	adminDo(t, gw, http.MethodPost, "/clusters/c/endpoints/"+a+"/drain")
+	adminDo(t, gw, http.MethodPost, "/clusters/c/endpoints/"+a+"/undrain")
+	if got := ep.Latency(); got != 0 {
+		t.Errorf("Latency() after undrain = %v, want 0", got)
+	}
+}

@@ -146,6 +146,11 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 // Update, under Apply): a reload building a new table at the same time
 // refreshes every balancer once the table is in service.
 func (g *Gateway) refresh(ep *endpoint.Endpoint) {
+	if ep.Usable() {
+		// Back in rotation: let latency-aware balancers probe it now
+		// rather than once the estimate it left with has decayed.
+		ep.ResetLatency()
+	}
 	t := g.table.Load()
 	if t == nil {
 		return
