@@ -1,15 +1,12 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
 	"github.com/rampart-ha/rampart/health"
-	"github.com/rampart-ha/rampart/resilience/resiliencehttp"
 )
 
 // buildHealth returns the cluster's health monitor: the one the last table
@@ -38,14 +35,14 @@ func (g *Gateway) buildHealth(next map[string]carried, cc config.Cluster) (*heal
 }
 
 // observe tells the cluster's health monitor what an attempt says about
-// its endpoint.
-func (cl *cluster) observe(ctx context.Context, ep *endpoint.Endpoint, resp *http.Response, err error) {
+// its endpoint; outcome is the one endpointTransport already classified.
+func (cl *cluster) observe(ep *endpoint.Endpoint, outcome endpoint.Outcome, resp *http.Response, err error) {
 	if cl.health == nil {
 		return
 	}
 	r := health.Success
 	switch {
-	case err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), resiliencehttp.ErrPerTryTimeout):
+	case outcome == endpoint.Ignored:
 		r = health.Ignored // the client left or a hedge lost
 	case err != nil:
 		r = health.LocalOriginFailure

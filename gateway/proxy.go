@@ -169,7 +169,7 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		outcome, reason = endpoint.Failure, "status_"+statusLabel(resp.StatusCode)
 	}
 	call.End(outcome)
-	cl.observe(ctx, ep, resp, err)
+	cl.observe(ep, outcome, resp, err)
 	if s := cl.epStats[ep]; s != nil {
 		s[outcome].Inc()
 	} else {
