@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rampart-ha/rampart/endpoint"
 )
@@ -18,6 +19,9 @@ const (
 	// DefaultPanicThreshold is Envoy's: a level with less than half of its
 	// weight usable may be in panic.
 	DefaultPanicThreshold = 0.5
+	// DefaultSlowStartMinWeight is the share of its weight a slow-starting
+	// endpoint gets at first, as Envoy's min_weight_percent of 10%.
+	DefaultSlowStartMinWeight = 0.1
 	// DefaultZoneSpillThreshold keeps all of a level's traffic in the local
 	// zone while at least 70% of the local weight is usable, about the
 	// 1/1.4 at which a priority level starts to spill.
@@ -54,6 +58,18 @@ type TieredConfig struct {
 	// to the other zones. Zero means DefaultZoneSpillThreshold (0.7);
 	// otherwise it must be in (0, 1].
 	ZoneSpillThreshold float64
+	// SlowStartWindow, when positive, ramps up the traffic of an endpoint
+	// that became usable (readmitted, or new) less than this long ago, so
+	// that a cold instance is not flooded: it gets its weight × factor,
+	// with factor = max(SlowStartMinWeight, (usable for / window)^(1 /
+	// SlowStartAggression)). Zero (the zero value) turns slow start off.
+	SlowStartWindow time.Duration
+	// SlowStartAggression shapes the ramp: 1 is linear, larger values
+	// ramp faster at first. Zero means 1; otherwise a finite number > 0.
+	SlowStartAggression float64
+	// SlowStartMinWeight is the smallest factor, in (0, 1]. Zero means
+	// DefaultSlowStartMinWeight (0.1).
+	SlowStartMinWeight float64
 }
 
 // normalize fills defaults and validates.
@@ -78,6 +94,21 @@ func (c TieredConfig) normalize() (TieredConfig, error) {
 	}
 	if !(c.ZoneSpillThreshold > 0 && c.ZoneSpillThreshold <= 1) {
 		return c, fmt.Errorf("balancer: tiered.zone_spill_threshold must be in (0, 1], got %v", c.ZoneSpillThreshold)
+	}
+	if c.SlowStartWindow < 0 {
+		return c, fmt.Errorf("balancer: tiered.slow_start_window must be >= 0, got %v", c.SlowStartWindow)
+	}
+	if c.SlowStartAggression == 0 {
+		c.SlowStartAggression = 1
+	}
+	if !(c.SlowStartAggression > 0) || math.IsInf(c.SlowStartAggression, 1) {
+		return c, fmt.Errorf("balancer: tiered.slow_start_aggression must be a finite number > 0, got %v", c.SlowStartAggression)
+	}
+	if c.SlowStartMinWeight == 0 {
+		c.SlowStartMinWeight = DefaultSlowStartMinWeight
+	}
+	if !(c.SlowStartMinWeight > 0 && c.SlowStartMinWeight <= 1) {
+		return c, fmt.Errorf("balancer: tiered.slow_start_min_weight must be in (0, 1], got %v", c.SlowStartMinWeight)
 	}
 	if c.FailFast && c.DisablePanic {
 		return c, fmt.Errorf("balancer: tiered.fail_fast and tiered.disable_panic are mutually exclusive")
@@ -161,6 +192,7 @@ type tieredPicker struct {
 	slots  []slot // in order of preference; nil when nothing can be picked
 	levels []LevelStatus
 	panic  bool // some level with load is in panic
+	usable int  // usable endpoints in levels with load
 }
 
 // slot is one subset of a level's endpoints: the local or remote zone, or
@@ -194,8 +226,63 @@ func NewTiered(policy string, cfg TieredConfig, bcfg Config) (*Tiered, error) {
 
 // Pick returns an endpoint of a subset drawn with the current split, or
 // ErrNoEndpoint when there is none or FailFast applies.
+//
+// With slow start, an endpoint in its window that is picked is sometimes
+// passed over once for another pick, whatever that second pick returns.
+// This scales any policy's share for the endpoint as if its weight were
+// scaled by [Tiered.SlowStartFactor], without weighted schedules to
+// rebuild as time passes; when every endpoint is new they pass over each
+// other alike and the split stays even.
 func (t *Tiered) Pick(info PickInfo) (*endpoint.Endpoint, error) {
 	p := t.p.Load()
+	e, err := t.pick(p, info)
+	if err != nil || t.cfg.SlowStartWindow == 0 {
+		return e, err
+	}
+	f := t.SlowStartFactor(e)
+	if f >= 1 {
+		return e, nil
+	}
+	// The goal is the share f / (n−1+f) that weighted picking gives an
+	// endpoint whose weight is scaled by f, among n usable endpoints of
+	// equal weight. A policy that draws at random gets it by keeping the
+	// pick with probability n·f / (n−1+f). Round robin gets it by keeping
+	// it with probability f: a passed-over turn goes to the next endpoint
+	// in the rotation, which then does not get a turn of its own.
+	keep := f
+	if t.policy != RoundRobinName {
+		n := float64(max(p.usable, 1))
+		keep = n * f / (n - 1 + f)
+	}
+	if float64(t.rand()>>11)*0x1p-53 < keep {
+		return e, nil
+	}
+	info.Exclude = append(slices.Clip(info.Exclude), e)
+	if o, oerr := t.pick(p, info); oerr == nil && !excluded(o, info.Exclude) {
+		return o, nil
+	}
+	return e, nil
+}
+
+// SlowStartFactor returns the share of its weight that e gets now: 1 when
+// slow start is off, or e is past its window or not usable.
+func (t *Tiered) SlowStartFactor(e *endpoint.Endpoint) float64 {
+	w := t.cfg.SlowStartWindow
+	if w == 0 || !e.Usable() {
+		return 1
+	}
+	d := e.UsableFor()
+	if d >= w {
+		return 1
+	}
+	f := float64(d) / float64(w)
+	if t.cfg.SlowStartAggression != 1 {
+		f = math.Pow(f, 1/t.cfg.SlowStartAggression)
+	}
+	return max(f, t.cfg.SlowStartMinWeight)
+}
+
+func (t *Tiered) pick(p *tieredPicker, info PickInfo) (*endpoint.Endpoint, error) {
 	if p == nil || len(p.slots) == 0 {
 		return nil, ErrNoEndpoint
 	}
@@ -337,6 +424,12 @@ func (t *Tiered) build(set endpoint.Set) *tieredPicker {
 	} else {
 		for i, x := range SplitLoad(shares, t.cfg.OverprovisioningFactor) {
 			p.levels[i].Load = x
+		}
+	}
+
+	for _, l := range p.levels {
+		if l.Load > 0 {
+			p.usable += l.Usable
 		}
 	}
 

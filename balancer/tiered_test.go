@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -131,6 +132,11 @@ var tieredConfigCases = []struct {
 	{name: "panic threshold above 1", cfg: TieredConfig{PanicThreshold: 1.5}, wantErr: "balancer: tiered.panic_threshold must be in (0, 1], got 1.5"},
 	{name: "zone threshold above 1", cfg: TieredConfig{ZoneSpillThreshold: 2}, wantErr: "balancer: tiered.zone_spill_threshold must be in (0, 1], got 2"},
 	{name: "NaN zone threshold", cfg: TieredConfig{ZoneSpillThreshold: math.NaN()}, wantErr: "balancer: tiered.zone_spill_threshold must be in (0, 1], got NaN"},
+	{name: "slow start", cfg: TieredConfig{SlowStartWindow: time.Second, SlowStartAggression: 2, SlowStartMinWeight: 1}},
+	{name: "negative slow start window", cfg: TieredConfig{SlowStartWindow: -1}, wantErr: "balancer: tiered.slow_start_window must be >= 0, got -1ns"},
+	{name: "negative aggression", cfg: TieredConfig{SlowStartAggression: -1}, wantErr: "balancer: tiered.slow_start_aggression must be a finite number > 0, got -1"},
+	{name: "NaN aggression", cfg: TieredConfig{SlowStartAggression: math.NaN()}, wantErr: "balancer: tiered.slow_start_aggression must be a finite number > 0, got NaN"},
+	{name: "min weight above 1", cfg: TieredConfig{SlowStartMinWeight: 1.5}, wantErr: "balancer: tiered.slow_start_min_weight must be in (0, 1], got 1.5"},
 	{name: "fail fast without panic", cfg: TieredConfig{FailFast: true, DisablePanic: true}, wantErr: "balancer: tiered.fail_fast and tiered.disable_panic are mutually exclusive"},
 	{name: "unknown policy", policy: "nope", wantErr: `balancer: unknown policy "nope"`},
 	{name: "bad inner config", bcfg: Config{LoadFactor: 0.5}, wantErr: "balancer: LoadFactor must be 0 or a finite number >= 1, got 0.5"},
@@ -599,4 +605,80 @@ func TestTieredConcurrentUpdate(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+func TestTieredSlowStart(t *testing.T) {
+	const n = 40000
+	const window = 10 * time.Second
+	tests := []struct {
+		name       string
+		cfg        TieredConfig
+		old        int           // endpoints past their window
+		age        time.Duration // how long the new endpoint has been usable
+		wantFactor float64
+	}{
+		{name: "just readmitted gets the minimum", old: 2, age: 0, wantFactor: 0.1},
+		{name: "linear ramp", old: 2, age: 5 * time.Second, wantFactor: 0.5},
+		{name: "aggression ramps faster", cfg: TieredConfig{SlowStartAggression: 2}, old: 2, age: 2500 * time.Millisecond, wantFactor: 0.5},
+		{name: "minimum weight", cfg: TieredConfig{SlowStartMinWeight: 0.3}, old: 3, age: time.Second, wantFactor: 0.3},
+		{name: "past the window", old: 1, age: window, wantFactor: 1},
+		{name: "alone it takes everything", old: 0, age: time.Second, wantFactor: 0.1},
+	}
+	for _, tt := range tests {
+		for _, policy := range []string{RoundRobinName, RandomName} {
+			t.Run(tt.name+"/"+policy, func(t *testing.T) {
+				st, clk := newStore(t)
+				var eps []*endpoint.Endpoint
+				for i := range tt.old {
+					eps = append(eps, mustEnsureT(t, st, fmt.Sprintf("old-%d:80", i)))
+				}
+				clk.advance(time.Minute)
+				fresh := mustEnsureT(t, st, "new-0:80")
+				fresh.Mark(endpoint.Ejected, true)
+				fresh.Mark(endpoint.Ejected, false) // readmitted now
+				clk.advance(tt.age)
+				eps = append(eps, fresh)
+				cfg := tt.cfg
+				cfg.SlowStartWindow = window
+				tb := newTestTiered(t, policy, cfg, eps...)
+				if got := tb.SlowStartFactor(fresh); math.Abs(got-tt.wantFactor) > 1e-9 {
+					t.Errorf("SlowStartFactor(new) = %v, want %v", got, tt.wantFactor)
+				}
+				for _, e := range eps[:tt.old] {
+					if got := tb.SlowStartFactor(e); got != 1 {
+						t.Errorf("SlowStartFactor(%s) = %v, want 1", e, got)
+					}
+				}
+				// Weighted picking with the new endpoint's weight scaled by
+				// the factor.
+				want := tt.wantFactor / (float64(tt.old) + tt.wantFactor)
+				got := groupShares(t, tb, n, PickInfo{})["new"]
+				if math.Abs(got-want) > 0.015 {
+					t.Errorf("share of the new endpoint = %.4f, want %.4f ± 0.015", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestTieredSlowStartAllNew(t *testing.T) {
+	st, clk := newStore(t)
+	eps := []*endpoint.Endpoint{mustEnsureT(t, st, "a-0:80"), mustEnsureT(t, st, "b-0:80")}
+	clk.advance(time.Second)
+	tb := newTestTiered(t, RoundRobinName, TieredConfig{SlowStartWindow: time.Minute}, eps...)
+	got := groupShares(t, tb, 20000, PickInfo{})
+	for _, k := range []string{"a", "b"} {
+		if math.Abs(got[k]-0.5) > 0.015 {
+			t.Errorf("share of %s = %.4f, want 0.5 ± 0.015: endpoints that start together share alike", k, got[k])
+		}
+	}
+}
+
+func mustEnsureT(t testing.TB, st *endpoint.Store, addr string) *endpoint.Endpoint {
+	t.Helper()
+	e, err := st.Ensure(addr, endpoint.Attrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

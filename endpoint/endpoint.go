@@ -133,6 +133,7 @@ type Endpoint struct {
 	attrs   atomic.Pointer[Attrs]
 	flags   atomic.Uint32
 	breaker atomic.Pointer[breaker.Breaker]
+	since   atomic.Int64 // clock nanoseconds when it last became usable
 	_       [cacheLine]byte
 
 	// Written on every request.
@@ -151,6 +152,7 @@ type Endpoint struct {
 func newEndpoint(addr string, clk *clock, a Attrs) *Endpoint {
 	e := &Endpoint{addr: addr, clk: clk}
 	e.attrs.Store(&a)
+	e.since.Store(clk.nanos())
 	e.lastError.Store(noTime)
 	return e
 }
@@ -189,7 +191,22 @@ func (e *Endpoint) Mark(f Flags, on bool) (usableChanged bool) {
 		return old == 0 && f != 0
 	}
 	old = e.flags.And(^uint32(f))
-	return old != 0 && old&^uint32(f) == 0
+	if old != 0 && old&^uint32(f) == 0 {
+		e.since.Store(e.clk.nanos())
+		return true
+	}
+	return false
+}
+
+// UsableFor returns how long the endpoint has been usable: since it last
+// became usable after a flag was cleared, or since it was created. It is 0
+// while the endpoint is not usable. Slow start ramps an endpoint's share
+// of traffic up over this time.
+func (e *Endpoint) UsableFor() time.Duration {
+	if e.flags.Load() != 0 {
+		return 0
+	}
+	return time.Duration(max(e.clk.nanos()-e.since.Load(), 0))
 }
 
 // Breaker returns the breaker set by [Endpoint.SetBreaker], or nil.

@@ -332,3 +332,32 @@ func TestResetLatency(t *testing.T) {
 		t.Errorf("Failures() after ResetLatency = %d, want 1: only the estimate is forgotten", got)
 	}
 }
+
+func TestUsableFor(t *testing.T) {
+	s, clk := newTestStore(t)
+	e := mustEnsure(t, s, "10.0.0.1:80", Attrs{})
+	clk.advance(3 * time.Second)
+	if got := e.UsableFor(); got != 3*time.Second {
+		t.Errorf("UsableFor() after creation = %v, want 3s", got)
+	}
+	e.Mark(Ejected, true)
+	clk.advance(time.Second)
+	if got := e.UsableFor(); got != 0 {
+		t.Errorf("UsableFor() while ejected = %v, want 0", got)
+	}
+	e.Mark(Draining, true)
+	e.Mark(Ejected, false) // still draining: not usable, the clock does not restart
+	clk.advance(time.Second)
+	if got := e.UsableFor(); got != 0 {
+		t.Errorf("UsableFor() while draining = %v, want 0", got)
+	}
+	e.Mark(Draining, false)
+	clk.advance(500 * time.Millisecond)
+	if got := e.UsableFor(); got != 500*time.Millisecond {
+		t.Errorf("UsableFor() after readmission = %v, want 500ms", got)
+	}
+	e.Mark(Ejected, false) // clearing a flag that is not set changes nothing
+	if got := e.UsableFor(); got != 500*time.Millisecond {
+		t.Errorf("UsableFor() after a no-op Mark = %v, want 500ms", got)
+	}
+}
