@@ -134,6 +134,11 @@ func (g *Gateway) clusterStates(only string) []ClusterState {
 		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []EndpointState{}}
 		for _, ep := range cl.endpoints {
 			es := endpointState(ep.Snapshot())
+			es.WeightFactor = cl.tiered.SlowStartFactor(ep)
+			if b := ep.Breaker(); b != nil {
+				m := b.Metrics()
+				es.Breaker = &BreakerState{State: m.State.String(), Opened: m.Trips, Rejected: m.Rejected, Calls: m.Calls, FailureRate: m.FailureRate}
+			}
 			if cl.health != nil {
 				if hs, ok := cl.health.Status(ep.Address()); ok {
 					es.Health = healthState(hs)
@@ -196,8 +201,21 @@ type EndpointState struct {
 	ConsecutiveFailures uint64            `json:"consecutive_failures"`
 	RecentErrors        float64           `json:"recent_errors"`
 	LastError           *time.Time        `json:"last_error,omitempty"`
-	Breaker             string            `json:"breaker,omitempty"`
-	Health              *HealthState      `json:"health,omitempty"`
+	Breaker             *BreakerState     `json:"breaker,omitempty"`
+	// WeightFactor is the share of its weight the endpoint gets while it
+	// slow-starts: 1 outside its ramp (and without slow start).
+	WeightFactor float64      `json:"weight_factor"`
+	Health       *HealthState `json:"health,omitempty"`
+}
+
+// BreakerState is an endpoint's circuit breaker: its state, how often it
+// opened and rejected attempts, and the failure share of its window.
+type BreakerState struct {
+	State       string  `json:"state"`
+	Opened      uint64  `json:"opened"`
+	Rejected    uint64  `json:"rejected"`
+	Calls       int64   `json:"window_calls"`
+	FailureRate float64 `json:"failure_rate"`
 }
 
 // HealthState is what the cluster's health checking says of an endpoint:
@@ -252,7 +270,7 @@ func endpointState(s endpoint.Snapshot) EndpointState {
 		State: s.Flags.String(), Usable: s.Usable, InFlight: s.InFlight,
 		LatencyEWMAMillis: float64(s.Latency.Microseconds()) / 1000,
 		Requests:          s.Requests, Failures: s.Failures, ConsecutiveFailures: s.ConsecutiveFailures,
-		RecentErrors: s.RecentErrors, Breaker: s.Breaker,
+		RecentErrors: s.RecentErrors,
 	}
 	if !s.LastError.IsZero() {
 		t := s.LastError

@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-ha/rampart/health"
 	"github.com/rampart-ha/rampart/resilience"
 	"github.com/rampart-ha/rampart/resilience/adaptive"
+	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/bulkhead"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
@@ -59,6 +60,7 @@ type cluster struct {
 	transport http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
 	bulkhead  *bulkhead.Bulkhead
 	adaptive  *adaptive.Limiter
+	breakers  []*breaker.Breaker // per endpoint, as endpoints; nil without circuit_breaker
 
 	epStats      map[*endpoint.Endpoint]*endpointStats
 	upstreamTime prometheus.Observer
@@ -153,6 +155,11 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone 
 		LocalZone:              zone,
 		ZoneSpillThreshold:     f.ZoneSpillThreshold,
 	}
+	if ss := cc.SlowStart; ss != nil {
+		tcfg.SlowStartWindow = time.Duration(ss.Window)
+		tcfg.SlowStartAggression = ss.Aggression
+		tcfg.SlowStartMinWeight = ss.MinWeightPercent / 100
+	}
 	b, err := balancer.NewTiered(cc.LB.Policy, tcfg, bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("lb: %w", err)
@@ -168,6 +175,9 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone 
 	cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
 	if cl.health, err = g.buildHealth(next, cc); err != nil {
 		return nil, err
+	}
+	if cl.breakers, err = g.buildBreakers(next, cc, cl.endpoints); err != nil {
+		return nil, fmt.Errorf("circuit_breaker: %w", err)
 	}
 
 	tr, err := carryGet(g.carry, next, "transport/"+cc.Name, fmt.Sprint(cc.Protocol, cc.TLS, cc.ConnectTimeout, cc.Pool),

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-ha/rampart/endpoint"
+	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/retry"
 )
@@ -34,13 +35,16 @@ var (
 	descEndpoints = prometheus.NewDesc("rampart_cluster_endpoints",
 		"Endpoints of a cluster by state: healthy (usable), unhealthy (failing active checks), ejected, draining. An endpoint with several flags counts under each.",
 		[]string{"cluster", "state"}, nil)
+	descBreakerState = prometheus.NewDesc("rampart_upstream_endpoint_breaker_state",
+		"1 for the current state of an endpoint's circuit breaker (closed, open, half-open, forced-open, disabled), 0 for the others.",
+		[]string{"cluster", "endpoint", "state"}, nil)
 	descPanic = prometheus.NewDesc("rampart_cluster_panic",
 		"1 while some priority level of the cluster is in panic mode (routing to unhealthy endpoints too), else 0.", []string{"cluster"}, nil)
 )
 
 func (c tableCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBudgetExhausted, descHedges, descHedgesWon, descEndpointInFlight,
-		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic} {
+		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic, descBreakerState} {
 		ch <- d
 	}
 }
@@ -90,9 +94,19 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 			panicking = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descPanic, prometheus.GaugeValue, panicking, cl.name)
-		for _, ep := range cl.endpoints {
+		for i, ep := range cl.endpoints {
 			ch <- prometheus.MustNewConstMetric(descEndpointInFlight, prometheus.GaugeValue, float64(ep.InFlight()), cl.name, ep.Address())
 			ch <- prometheus.MustNewConstMetric(descEndpointLatency, prometheus.GaugeValue, ep.Latency().Seconds(), cl.name, ep.Address())
+			if cl.breakers != nil {
+				now := cl.breakers[i].State()
+				for _, st := range breakerStates {
+					v := 0.0
+					if st == now {
+						v = 1
+					}
+					ch <- prometheus.MustNewConstMetric(descBreakerState, prometheus.GaugeValue, v, cl.name, ep.Address(), st.String())
+				}
+			}
 		}
 		if cl.bulkhead != nil {
 			m := cl.bulkhead.Metrics()
@@ -104,6 +118,8 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+var breakerStates = []breaker.State{breaker.StateClosed, breaker.StateOpen, breaker.StateHalfOpen, breaker.StateForcedOpen, breaker.StateDisabled}
 
 func budgetOf(kept map[string]carried, key string) *retry.Budget {
 	b, _ := kept[key].v.(*retry.Budget)

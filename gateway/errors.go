@@ -63,10 +63,11 @@ func classify(err error, clientGone bool) failure {
 		return f
 	case errors.Is(err, ratelimit.ErrLimited):
 		return failure{status: http.StatusTooManyRequests, retryAfter: "1", reason: "rate_limited"}
+	case errors.Is(err, breaker.ErrOpen):
+		// Before ErrNoEndpoint: open breakers may be why none is left.
+		return failure{status: http.StatusServiceUnavailable, retryAfter: "1", reason: "breaker_open"}
 	case errors.Is(err, ErrNoEndpoint):
 		return failure{status: http.StatusServiceUnavailable, retryAfter: "1", reason: "no_endpoint"}
-	case errors.Is(err, breaker.ErrOpen):
-		return failure{status: http.StatusServiceUnavailable, retryAfter: "1", reason: "breaker_open"}
 	case errors.Is(err, bulkhead.ErrFull):
 		return failure{status: http.StatusServiceUnavailable, retryAfter: "1", reason: "overloaded"}
 	case errors.Is(err, adaptive.ErrLimited):

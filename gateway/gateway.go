@@ -118,6 +118,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	prev := g.table.Swap(t)
 	g.carry.swap(next)
+	t.hangBreakers()
 	for _, cl := range t.order {
 		if prev != nil {
 			if old := prev.clusters[cl.name]; old != nil && old.health != cl.health {
@@ -132,6 +133,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		if cl.health != nil {
 			cl.health.Update(endpoint.NewSet(cl.endpoints...))
 		}
+
 		// Usability may have changed while the table was built; refresh
 		// only reaches the table in service.
 		cl.balancer.Update(endpoint.NewSet(cl.endpoints...))

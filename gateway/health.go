@@ -36,9 +36,11 @@ func (g *Gateway) buildHealth(next map[string]carried, cc config.Cluster) (*heal
 
 // observe tells the cluster's health monitor what an attempt says about
 // its endpoint; outcome is the one endpointTransport already classified.
-func (cl *cluster) observe(ep *endpoint.Endpoint, outcome endpoint.Outcome, resp *http.Response, err error) {
+// It returns the detector that ejected the endpoint because of this
+// attempt, if one did.
+func (cl *cluster) observe(ep *endpoint.Endpoint, outcome endpoint.Outcome, resp *http.Response, err error) string {
 	if cl.health == nil {
-		return
+		return ""
 	}
 	r := health.Success
 	switch {
@@ -52,5 +54,5 @@ func (cl *cluster) observe(ep *endpoint.Endpoint, outcome endpoint.Outcome, resp
 	case resp.StatusCode >= 500:
 		r = health.Failure5xx
 	}
-	cl.health.Observe(ep, r)
+	return cl.health.Observe(ep, r)
 }

@@ -21,6 +21,10 @@ type metrics struct {
 	reloads      *prometheus.CounterVec   // result
 	lastReload   prometheus.Gauge
 	ejections    *prometheus.CounterVec // cluster, detector
+	breakerMoves *prometheus.CounterVec // cluster, endpoint, to
+	fallbacks    *prometheus.CounterVec // route, kind, reason
+	staleServed  *prometheus.CounterVec // route
+	modeSwitches *prometheus.CounterVec // to
 }
 
 // latencyBuckets suit an HTTP gateway: from a fast cache hit to a slow
@@ -76,10 +80,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "rampart", Subsystem: "cluster", Name: "ejections_total",
 			Help: "Endpoints ejected by outlier detection, by cluster and detector.",
 		}, []string{"cluster", "detector"}),
+		breakerMoves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rampart", Subsystem: "upstream", Name: "breaker_transitions_total",
+			Help: "State changes of the per-endpoint circuit breakers, by cluster, endpoint and new state.",
+		}, []string{"cluster", "endpoint", "to"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rampart", Subsystem: "route", Name: "fallbacks_total",
+			Help: "Requests answered by a route's fallback, by route, kind (cluster, response) and reason.",
+		}, []string{"route", "kind", "reason"}),
+		staleServed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rampart", Subsystem: "route", Name: "stale_served_total",
+			Help: "Stale responses served because the upstream failed (stale_if_error), by route.",
+		}, []string{"route"}),
+		modeSwitches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rampart", Subsystem: "gateway", Name: "degradation_switches_total",
+			Help: "Switches of the gateway's degradation mode, by the mode switched to.",
+		}, []string{"to"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.inFlight, m.attempts, m.upstreamTime, m.retries,
 		m.rejections, m.queueWait, m.reloads, m.lastReload, m.ejections,
+		m.breakerMoves, m.fallbacks, m.staleServed, m.modeSwitches,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -3,13 +3,16 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rampart-ha/rampart/balancer"
 	"github.com/rampart-ha/rampart/endpoint"
+	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
 	"github.com/rampart-ha/rampart/resilience/resiliencehttp"
 	"github.com/rampart-ha/rampart/resilience/retry"
@@ -122,31 +125,13 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ctx := req.Context()
 	rq := requestFrom(ctx)
 	cl := rq.cluster
-	rq.mu.Lock()
-	exclude := rq.tried
-	rq.mu.Unlock()
-	info := balancer.PickInfo{Request: req, ClientIP: rq.clientIP, Exclude: exclude}
-	var ep *endpoint.Endpoint
-	var err error
-	setSticky := false
-	if cl.sticky != nil {
-		ep, setSticky, err = cl.sticky.PickSticky(info)
-	} else {
-		ep, err = cl.balancer.Pick(info)
-	}
+	ep, permit, err := rq.pick(req)
 	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close()
 		}
-		return nil, retry.Permanent(ErrNoEndpoint)
+		return nil, retry.Permanent(err)
 	}
-	rq.mu.Lock()
-	rq.tried = append(rq.tried, ep)
-	rq.attempts++
-	if setSticky {
-		rq.setSticky = ep
-	}
-	rq.mu.Unlock()
 
 	// req and its URL are this attempt's own copies (resiliencehttp makes
 	// them per attempt), so the URL is pointed at the endpoint in place.
@@ -169,7 +154,17 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		outcome, reason = endpoint.Failure, "status_"+statusLabel(resp.StatusCode)
 	}
 	call.End(outcome)
-	cl.observe(ep, outcome, resp, err)
+	switch outcome {
+	case endpoint.Success:
+		permit.Done(nil)
+	case endpoint.Failure:
+		permit.Done(errEndpointFailed)
+	default:
+		permit.Done(context.Canceled) // ignored
+	}
+	if det := cl.observe(ep, outcome, resp, err); det != "" {
+		reason += ", ejected by " + det
+	}
 	if s := cl.epStats[ep]; s != nil {
 		s[outcome].Inc()
 	} else {
@@ -184,6 +179,60 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	rq.mu.Unlock()
 	return resp, err
 }
+
+// pick chooses the endpoint of an attempt: the cluster's balancer picks,
+// preferring endpoints this request has not tried, and an endpoint whose
+// circuit breaker refuses the attempt is passed over for another. It
+// returns the breaker's permit (the zero Permit without a breaker), or
+// ErrNoEndpoint, wrapping breaker.ErrOpen when open breakers left nothing.
+func (rq *request) pick(req *http.Request) (*endpoint.Endpoint, breaker.Permit, error) {
+	cl := rq.cluster
+	rq.mu.Lock()
+	exclude := rq.tried
+	rq.mu.Unlock()
+	info := balancer.PickInfo{Request: req, ClientIP: rq.clientIP, Exclude: exclude}
+	var open []*endpoint.Endpoint // breakers that refused this attempt
+	for {
+		var ep *endpoint.Endpoint
+		var err error
+		setSticky := false
+		if cl.sticky != nil {
+			ep, setSticky, err = cl.sticky.PickSticky(info)
+		} else {
+			ep, err = cl.balancer.Pick(info)
+		}
+		if err != nil {
+			return nil, breaker.Permit{}, ErrNoEndpoint
+		}
+		var permit breaker.Permit
+		if b := ep.Breaker(); b != nil {
+			if slices.Contains(open, ep) {
+				// The balancer had nothing else to offer.
+				return nil, breaker.Permit{}, errAllBreakersOpen
+			}
+			if permit, err = b.Allow(); err != nil {
+				open = append(open, ep)
+				rq.mu.Lock()
+				rq.failures = append(rq.failures, ep.Address()+": breaker_open")
+				rq.mu.Unlock()
+				info.Exclude = append(slices.Clip(info.Exclude), ep)
+				continue
+			}
+		}
+		rq.mu.Lock()
+		rq.tried = append(rq.tried, ep)
+		rq.attempts++
+		if setSticky {
+			rq.setSticky = ep
+		}
+		rq.mu.Unlock()
+		return ep, permit, nil
+	}
+}
+
+// errAllBreakersOpen is the error of an attempt for which every endpoint
+// the balancer offered had its circuit breaker open.
+var errAllBreakersOpen = fmt.Errorf("%w: %w", ErrNoEndpoint, breaker.ErrOpen)
 
 // errLimited is the error of a request the route's rate limit refused.
 func errLimited(retryAfter time.Duration) error {

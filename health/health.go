@@ -266,10 +266,12 @@ func (m *Monitor) pruneRemoved(now time.Time) {
 // of the consecutive counters, a store only when they were not zero); a
 // failure adds a compare-and-swap. It takes the Monitor's lock only when a
 // consecutive detector fires. It never allocates unless it ejects. Results
-// for endpoints that are not members are dropped.
-func (m *Monitor) Observe(ep *endpoint.Endpoint, r Result) {
+// for endpoints that are not members are dropped. It returns the detector
+// that ejected ep because of this result, "" if none did, so that the
+// caller can say why in its log of the request.
+func (m *Monitor) Observe(ep *endpoint.Endpoint, r Result) (ejectedBy string) {
 	if r >= Ignored {
-		return
+		return ""
 	}
 	lk := m.lookup.Load()
 	st := lk.byEP[ep]
@@ -279,7 +281,7 @@ func (m *Monitor) Observe(ep *endpoint.Endpoint, r Result) {
 		}
 		// An old picker may still hold a replaced *Endpoint of a member.
 		if st = lk.byAddr[ep.Address()]; st == nil {
-			return
+			return ""
 		}
 	}
 	st.total.Add(1)
@@ -287,14 +289,15 @@ func (m *Monitor) Observe(ep *endpoint.Endpoint, r Result) {
 		if st.consec.Load() != 0 {
 			st.consec.Store(0)
 		}
-		return
+		return ""
 	}
 	st.fails.Add(1)
 	if o := m.outlier; o != nil {
-		if det, n := st.count(r, o); det != "" {
-			m.eject(st, det, consecutiveReason(det, n))
+		if det, n := st.count(r, o); det != "" && m.eject(st, det, consecutiveReason(det, n)) {
+			return det
 		}
 	}
+	return ""
 }
 
 // The three consecutive counters share one word, 21 bits each, so that a

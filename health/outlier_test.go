@@ -72,13 +72,19 @@ func TestConsecutiveDetectors(t *testing.T) {
 				cfg := tt.cfg
 				m := newMonitor(t, Config{Outlier: &cfg, OnEject: func(_ *endpoint.Endpoint, d string) { ejections = append(ejections, d) }}, nil)
 				m.Update(endpoint.NewSet(ep))
-				got := -1
+				got, by := -1, ""
 				for i, r := range tt.results {
-					m.Observe(ep, r)
+					by = m.Observe(ep, r)
 					if ep.Flags()&endpoint.Ejected != 0 {
 						got = i
 						break
 					}
+					if by != "" {
+						t.Fatalf("Observe(result %d) = %q without ejecting", i, by)
+					}
+				}
+				if by != tt.detector {
+					t.Errorf("Observe(the last result) = %q, want %q", by, tt.detector)
 				}
 				if got != tt.wantAt {
 					t.Fatalf("ejected at result %d, want %d", got, tt.wantAt)
@@ -194,8 +200,15 @@ func TestMaxEjectionPercent(t *testing.T) {
 				eps := cluster(t, tt.n)
 				m := newMonitor(t, Config{Outlier: &OutlierConfig{MaxEjectionPercent: tt.percent}}, nil)
 				m.Update(endpoint.NewSet(eps...))
+				refused := 0
 				for _, ep := range eps[:tt.failing] {
-					ejectNow(m, ep)
+					observeN(m, ep, Failure5xx, DefaultConsecutive5xx-1)
+					if m.Observe(ep, Failure5xx) == "" {
+						refused++
+					}
+				}
+				if refused != tt.failing-tt.want {
+					t.Errorf("Observe returned no detector %d times, want %d (once per refused ejection)", refused, tt.failing-tt.want)
 				}
 				got := 0
 				for _, ep := range eps {

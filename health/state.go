@@ -283,14 +283,16 @@ func (st *state) ejectedWords() string {
 
 // eject ejects st unless it is not a member, already ejected, or the
 // cluster is at its max ejection percent.
-func (m *Monitor) eject(st *state, detector, why string) {
+func (m *Monitor) eject(st *state, detector, why string) bool {
 	now := m.now()
 	m.mu.Lock()
+	ejected := false
 	if !m.closed && m.states[st.addr] == st {
-		m.ejectLocked(st, detector, why, now)
+		ejected = m.ejectLocked(st, detector, why, now)
 	}
 	m.mu.Unlock()
 	m.flush()
+	return ejected
 }
 
 // ejectLocked ejects st and reports whether it did. m.mu must be held.

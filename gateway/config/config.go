@@ -174,6 +174,84 @@ type Route struct {
 	// not retried once sent. Default DefaultMaxRequestBuffer (64KiB); 0
 	// means no buffering.
 	MaxRequestBuffer ByteSize `yaml:"max_request_buffer"`
+
+	// Fallback answers for the route when its cluster cannot: no usable
+	// endpoint (or every endpoint's breaker open), every attempt failed
+	// without a response, the route timed out, the cluster's limits or
+	// load shedding refused the request, or the gateway's degradation mode
+	// turned the route off. Nil (the default): those requests get the
+	// gateway's error status (502, 503 or 504).
+	Fallback *Fallback `yaml:"fallback,omitempty"`
+
+	// StaleIfError, when set, keeps the last good response of each GET
+	// and serves it, marked stale, when the upstream fails. Nil (the
+	// default): off.
+	StaleIfError *StaleIfError `yaml:"stale_if_error,omitempty"`
+
+	// Criticality ranks the route for load shedding and degradation
+	// modes: CriticalityCritical, CriticalityNormal (the default) or
+	// CriticalitySheddable.
+	Criticality string `yaml:"criticality"`
+}
+
+// Route criticalities: the values accepted in Route.Criticality.
+//
+// In the gateway's degraded mode sheddable routes answer with their
+// fallback at once; in emergency mode only critical routes are proxied.
+// When a cluster's adaptive limit or queue is nearly full, sheddable
+// requests are refused first, then normal ones; critical ones wait their
+// turn.
+const (
+	CriticalityCritical  = "critical"
+	CriticalityNormal    = "normal"
+	CriticalitySheddable = "sheddable"
+)
+
+// Fallback is what a route answers when its cluster cannot. Give Cluster,
+// Response or both: the cluster is tried first and the response answers
+// if it fails too.
+type Fallback struct {
+	// Cluster is another cluster to send the request to, with the route's
+	// policies (timeouts, retries). Only requests without a body, or whose
+	// body was buffered (see max_request_buffer), can go there. Empty
+	// means none.
+	Cluster string `yaml:"cluster,omitempty"`
+	// Response is a static answer. Nil means none.
+	Response *FallbackResponse `yaml:"response,omitempty"`
+}
+
+// FallbackResponse is a static fallback answer. Every fallback response
+// carries the header X-Rampart-Fallback with the reason it was served.
+type FallbackResponse struct {
+	// Status is the response status, in [200, 599]. Default 200.
+	Status int `yaml:"status"`
+	// Headers are set on the response.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// Body is the response body. Default empty.
+	Body string `yaml:"body,omitempty"`
+	// ContentType is the Content-Type header. Default
+	// "text/plain; charset=utf-8" when Body is not empty and Headers has
+	// no Content-Type, none otherwise.
+	ContentType string `yaml:"content_type,omitempty"`
+}
+
+// StaleIfError keeps the last good (200) response to each GET of a route,
+// keyed by host and path with query, and serves it when the upstream
+// fails: an error the gateway would answer with 502, 503 or 504, or an
+// upstream 5xx. A stale response carries the header X-Rampart-Stale with
+// its age in seconds, and is counted in rampart_route_stale_served_total.
+// Responses with Cache-Control no-store or private, with Set-Cookie, or
+// to requests with Authorization or Cookie are never kept.
+type StaleIfError struct {
+	// MaxAge is how old a kept response may be and still be served.
+	// Default 5m; must be > 0.
+	MaxAge Duration `yaml:"max_age"`
+	// MaxBytes bounds the memory the route's kept responses use, bodies
+	// and headers. Default 16MiB; must be > 0.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxEntryBytes bounds one kept response; a larger body is not kept.
+	// Default 256KiB; at most MaxBytes.
+	MaxEntryBytes ByteSize `yaml:"max_entry_bytes"`
 }
 
 // Match selects requests. All its non-empty conditions must hold.
@@ -431,6 +509,66 @@ type Cluster struct {
 	// OutlierDetection configures passive outlier detection, on by default:
 	// endpoints whose requests keep failing are ejected for a while.
 	OutlierDetection OutlierDetection `yaml:"outlier_detection"`
+
+	// CircuitBreaker, when set, gives every endpoint of the cluster its own
+	// circuit breaker: an endpoint whose recent requests mostly fail is
+	// skipped until its open time passes, then real requests probe it.
+	// Nil (the default): no breaker.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker,omitempty"`
+
+	// SlowStart, when set, ramps up the traffic of an endpoint that was
+	// just added or readmitted over a window. Nil (the default): an
+	// endpoint gets its full share at once.
+	SlowStart *SlowStart `yaml:"slow_start,omitempty"`
+}
+
+// CircuitBreaker configures the per-endpoint circuit breakers of a
+// cluster. An attempt fails for the breaker when it gets no response or a
+// 5xx. Over the last WindowSize attempts (once there are MinimumCalls) a
+// failure share of at least FailureRateThreshold, or ConsecutiveFailures
+// failures in a row, opens the breaker for OpenDuration (growing up to
+// MaxOpenDuration while it keeps failing); then HalfOpenProbes real
+// requests probe the endpoint and close the breaker if they succeed.
+type CircuitBreaker struct {
+	// FailureRateThreshold opens the breaker, in (0, 1]. Default 0.5.
+	FailureRateThreshold float64 `yaml:"failure_rate_threshold"`
+	// WindowSize is how many recent attempts the rate covers. Default 100.
+	WindowSize int `yaml:"window_size"`
+	// MinimumCalls is how many attempts the window needs before the rate
+	// counts, in [1, window_size]. Default 20.
+	MinimumCalls int `yaml:"minimum_calls"`
+	// ConsecutiveFailures opens the breaker after that many failures in a
+	// row, whatever the rate. Default 0: off.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// SlowCallDuration, when > 0, counts slower attempts as slow, and
+	// SlowCallRateThreshold of them open the breaker. Default 0: off.
+	SlowCallDuration Duration `yaml:"slow_call_duration"`
+	// SlowCallRateThreshold is the slow share that opens the breaker, in
+	// (0, 1]. Default 1.
+	SlowCallRateThreshold float64 `yaml:"slow_call_rate_threshold"`
+	// OpenDuration is how long the breaker stays open at first. Default 5s.
+	OpenDuration Duration `yaml:"open_duration"`
+	// MaxOpenDuration caps the open time, which doubles each time the
+	// breaker opens again without closing in between. Default 0: 1m, or
+	// OpenDuration if that is longer; otherwise >= OpenDuration.
+	MaxOpenDuration Duration `yaml:"max_open_duration"`
+	// HalfOpenProbes is how many requests may probe a half-open breaker at
+	// once; that many successes close it. Default 3.
+	HalfOpenProbes int `yaml:"half_open_probes"`
+}
+
+// SlowStart ramps an endpoint's share of traffic up after it is added or
+// readmitted: it gets its weight × max(min_weight_percent/100,
+// (time usable / window)^(1/aggression)), as Envoy's slow start does.
+type SlowStart struct {
+	// Window is how long the ramp lasts; required, > 0. Default 30s.
+	Window Duration `yaml:"window"`
+	// Aggression shapes the ramp: 1 (the default) is linear, larger ramps
+	// faster at first. > 0.
+	Aggression float64 `yaml:"aggression"`
+	// MinWeightPercent is the share of its weight an endpoint gets at
+	// first, in (0, 100]. Default 10.
+	MinWeightPercent float64 `yaml:"min_weight_percent"`
 }
 
 // HealthCheck configures active health checks: a probe per endpoint, every

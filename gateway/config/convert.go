@@ -1,11 +1,12 @@
 package config
 
 import (
-	"github.com/rampart-ha/rampart/health"
 	"math"
 	"time"
 
+	"github.com/rampart-ha/rampart/health"
 	"github.com/rampart-ha/rampart/resilience/adaptive"
+	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/bulkhead"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
@@ -117,4 +118,25 @@ func offIfZeroInt(n int) int {
 		return health.Disabled
 	}
 	return n
+}
+
+// BreakerConfig returns the configuration of one endpoint's breaker: a
+// count window in trip mode, whose open time doubles while it keeps
+// failing and is jittered by up to 10% so that gateways do not probe in
+// step.
+func (c CircuitBreaker) BreakerConfig() breaker.Config {
+	return breaker.Config{
+		Window:                 breaker.CountWindow,
+		WindowSize:             c.WindowSize,
+		MinimumCalls:           c.MinimumCalls,
+		FailureRateThreshold:   c.FailureRateThreshold,
+		SlowCallDuration:       time.Duration(c.SlowCallDuration),
+		SlowCallRateThreshold:  c.SlowCallRateThreshold,
+		ConsecutiveFailures:    c.ConsecutiveFailures,
+		OpenDuration:           time.Duration(c.OpenDuration),
+		OpenDurationMultiplier: 2,
+		MaxOpenDuration:        time.Duration(c.MaxOpenDuration),
+		OpenJitter:             0.1,
+		HalfOpenProbes:         c.HalfOpenProbes,
+	}
 }

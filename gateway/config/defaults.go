@@ -7,6 +7,7 @@ import (
 
 	"github.com/rampart-ha/rampart/balancer"
 	"github.com/rampart-ha/rampart/health"
+	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
 	"github.com/rampart-ha/rampart/resilience/retry"
@@ -33,6 +34,10 @@ const (
 	DefaultAdaptiveMin        = 1
 	DefaultAdaptiveMax        = 1000
 	DefaultBodyContentType    = "text/plain; charset=utf-8"
+	DefaultSlowStartWindow    = Duration(30 * time.Second)
+	DefaultStaleMaxAge        = Duration(5 * time.Minute)
+	DefaultStaleMaxBytes      = 16 * MiB
+	DefaultStaleMaxEntryBytes = 256 * KiB
 )
 
 // DefaultRetryOn returns the retry conditions of a route that does not list
@@ -120,6 +125,7 @@ func (l *Listener) setDefaults() {
 func (r *Route) setDefaults() {
 	r.Timeout = DefaultRouteTimeout
 	r.MaxRequestBuffer = DefaultMaxRequestBuffer
+	r.Criticality = CriticalityNormal
 	r.Retry = Retry{
 		Attempts: DefaultRetryAttempts,
 		On:       DefaultRetryOn(),
@@ -201,6 +207,27 @@ func (h *HealthCheck) setDefaults() {
 
 func (e *Endpoint) setDefaults() { e.Weight = 1 }
 
+func (c *CircuitBreaker) setDefaults() {
+	*c = CircuitBreaker{
+		FailureRateThreshold:  breaker.DefaultFailureRateThreshold,
+		WindowSize:            breaker.DefaultWindowSize,
+		MinimumCalls:          breaker.DefaultMinimumCalls,
+		SlowCallRateThreshold: breaker.DefaultSlowCallRateThreshold,
+		OpenDuration:          Duration(breaker.DefaultOpenDuration),
+		HalfOpenProbes:        breaker.DefaultHalfOpenProbes,
+	}
+}
+
+func (s *SlowStart) setDefaults() {
+	*s = SlowStart{Window: DefaultSlowStartWindow, Aggression: 1, MinWeightPercent: 100 * balancer.DefaultSlowStartMinWeight}
+}
+
+func (f *FallbackResponse) setDefaults() { f.Status = 200 }
+
+func (s *StaleIfError) setDefaults() {
+	*s = StaleIfError{MaxAge: DefaultStaleMaxAge, MaxBytes: DefaultStaleMaxBytes, MaxEntryBytes: DefaultStaleMaxEntryBytes}
+}
+
 func (s *Sticky) setDefaults() {
 	s.Cookie = DefaultStickyCookie
 	s.TTL = DefaultStickyTTL
@@ -218,4 +245,8 @@ var (
 	_ defaulter = (*Endpoint)(nil)
 	_ defaulter = (*Sticky)(nil)
 	_ defaulter = (*HealthCheck)(nil)
+	_ defaulter = (*CircuitBreaker)(nil)
+	_ defaulter = (*SlowStart)(nil)
+	_ defaulter = (*FallbackResponse)(nil)
+	_ defaulter = (*StaleIfError)(nil)
 )

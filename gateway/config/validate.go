@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/health"
+	"github.com/rampart-ha/rampart/resilience/breaker"
 )
 
 // normalize fills the defaults that depend on other values or on whether a
@@ -122,6 +123,8 @@ const (
 	maxWeight   = 1_000_000
 	maxEPWeight = 10_000
 	maxKeys     = 1 << 30
+	// maxBreakerWindow is the largest count window of resilience/breaker.
+	maxBreakerWindow = 1 << 24
 )
 
 // validate reports every rule c breaks.
@@ -299,6 +302,94 @@ func (v validator) route(p string, r *Route, clusters map[string]string) {
 	}
 	if r.MaxRequestBuffer < 0 {
 		v.errorf(p+".max_request_buffer", "must not be negative, got %d", r.MaxRequestBuffer)
+	}
+	switch r.Criticality {
+	case CriticalityCritical, CriticalityNormal, CriticalitySheddable:
+	default:
+		v.errorf(p+".criticality", "unknown criticality %q (want %s, %s or %s)", r.Criticality,
+			CriticalityCritical, CriticalityNormal, CriticalitySheddable)
+	}
+	if f := r.Fallback; f != nil {
+		v.fallback(p+".fallback", r, f, clusters)
+	}
+	if s := r.StaleIfError; s != nil {
+		sp := p + ".stale_if_error"
+		if s.MaxAge <= 0 {
+			v.errorf(sp+".max_age", "must be > 0, got %s", s.MaxAge)
+		}
+		if s.MaxBytes <= 0 {
+			v.errorf(sp+".max_bytes", "must be > 0, got %d", s.MaxBytes)
+		}
+		if s.MaxEntryBytes <= 0 || s.MaxEntryBytes > s.MaxBytes {
+			v.errorf(sp+".max_entry_bytes", "must be in [1, max_bytes %d], got %d", s.MaxBytes, s.MaxEntryBytes)
+		}
+	}
+}
+
+func (v validator) fallback(p string, r *Route, f *Fallback, clusters map[string]string) {
+	if f.Cluster == "" && f.Response == nil {
+		v.errorf(p, "give cluster, response or both")
+	}
+	if f.Cluster != "" {
+		_, ok := clusters[f.Cluster]
+		switch {
+		case !ok:
+			v.errorf(p+".cluster", "unknown cluster %q", f.Cluster)
+		case f.Cluster == r.Cluster:
+			v.errorf(p+".cluster", "is the route's own cluster %q: a fallback must go elsewhere", f.Cluster)
+		}
+	}
+	if fr := f.Response; fr != nil {
+		if fr.Status < 200 || fr.Status > 599 {
+			v.errorf(p+".response.status", "must be in [200, 599], got %d", fr.Status)
+		}
+		for _, name := range sortedKeys(fr.Headers) {
+			if !isToken(name) {
+				v.errorf(p+".response.headers."+name, "invalid header name %q", name)
+			} else if strings.ContainsAny(fr.Headers[name], "\r\n\x00") {
+				v.errorf(p+".response.headers."+name, "value must not contain CR, LF or NUL")
+			}
+		}
+	}
+}
+
+func (v validator) circuitBreaker(p string, c *CircuitBreaker) {
+	if !(c.FailureRateThreshold > 0 && c.FailureRateThreshold <= 1) {
+		v.errorf(p+".failure_rate_threshold", "must be in (0, 1], got %v", c.FailureRateThreshold)
+	}
+	if c.WindowSize < 1 || c.WindowSize > maxBreakerWindow {
+		v.errorf(p+".window_size", "must be in [1, %d], got %d", maxBreakerWindow, c.WindowSize)
+	}
+	if c.MinimumCalls < 1 || c.MinimumCalls > max(c.WindowSize, 1) {
+		v.errorf(p+".minimum_calls", "must be in [1, window_size %d], got %d", c.WindowSize, c.MinimumCalls)
+	}
+	if c.ConsecutiveFailures < 0 {
+		v.errorf(p+".consecutive_failures", "must be >= 0 (0 turns it off), got %d", c.ConsecutiveFailures)
+	}
+	v.nonNegative(p+".slow_call_duration", c.SlowCallDuration)
+	if !(c.SlowCallRateThreshold > 0 && c.SlowCallRateThreshold <= 1) {
+		v.errorf(p+".slow_call_rate_threshold", "must be in (0, 1], got %v", c.SlowCallRateThreshold)
+	}
+	if c.OpenDuration <= 0 {
+		v.errorf(p+".open_duration", "must be > 0, got %s", c.OpenDuration)
+	}
+	if c.MaxOpenDuration != 0 && c.MaxOpenDuration < c.OpenDuration {
+		v.errorf(p+".max_open_duration", "must be 0 (the default) or >= open_duration %s, got %s", c.OpenDuration, c.MaxOpenDuration)
+	}
+	if c.HalfOpenProbes < 1 || c.HalfOpenProbes > breaker.MaxHalfOpenProbes {
+		v.errorf(p+".half_open_probes", "must be in [1, %d], got %d", breaker.MaxHalfOpenProbes, c.HalfOpenProbes)
+	}
+}
+
+func (v validator) slowStart(p string, s *SlowStart) {
+	if s.Window <= 0 {
+		v.errorf(p+".window", "must be > 0, got %s", s.Window)
+	}
+	if !(s.Aggression > 0) || math.IsInf(s.Aggression, 1) {
+		v.errorf(p+".aggression", "must be a finite number > 0, got %v", s.Aggression)
+	}
+	if !(s.MinWeightPercent > 0 && s.MinWeightPercent <= 100) {
+		v.errorf(p+".min_weight_percent", "must be in (0, 100], got %v", s.MinWeightPercent)
 	}
 }
 
@@ -614,6 +705,12 @@ func (v validator) cluster(p string, c *Cluster) {
 	}
 	v.failover(p+".failover", &c.Failover)
 	v.health(p, c)
+	if c.CircuitBreaker != nil {
+		v.circuitBreaker(p+".circuit_breaker", c.CircuitBreaker)
+	}
+	if c.SlowStart != nil {
+		v.slowStart(p+".slow_start", c.SlowStart)
+	}
 
 	lb, lp := &c.LB, p+".lb"
 	if !slices.Contains(Policies(), lb.Policy) {
