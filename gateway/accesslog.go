@@ -72,6 +72,9 @@ func (a *accessLog) log(r *http.Request, rq *request, status int, bytes int64, d
 	if rq.failure != "" {
 		attrs = append(attrs, slog.String("error", rq.failure))
 	}
+	if rq.fallback != "" {
+		attrs = append(attrs, slog.String("fallback", rq.fallback))
+	}
 	a.l.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 }
 

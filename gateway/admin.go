@@ -1,17 +1,24 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
 	"github.com/rampart-ha/rampart/health"
+	"github.com/rampart-ha/rampart/resilience/fallback"
 )
 
 // AdminHandler serves the admin API: /metrics, /healthz, /livez, /readyz,
@@ -60,7 +67,96 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /clusters/{name}/endpoints/{address}/undrain", func(w http.ResponseWriter, r *http.Request) {
 		g.serveDrain(w, r, false)
 	})
+	mux.HandleFunc("GET /degradation", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, degradationState(g.table.Load().modes))
+	})
+	mux.HandleFunc("POST /degradation", g.serveDegradation)
 	return g.authorize(mux)
+}
+
+// DegradationState is the gateway's degradation mode as GET /degradation
+// shows it.
+type DegradationState struct {
+	Mode      string    `json:"mode"`
+	Pinned    bool      `json:"pinned"`    // set through the admin API; automatic switching waits
+	Automatic bool      `json:"automatic"` // degradation.auto is configured
+	Since     time.Time `json:"since"`
+	Reason    string    `json:"reason"`
+	Switches  uint64    `json:"switches"`
+	Pressure  float64   `json:"pressure"` // the last one measured (automatic mode)
+}
+
+func degradationState(m *fallback.Modes) DegradationState {
+	s := m.Status()
+	return DegradationState{Mode: s.Mode.String(), Pinned: s.Pinned, Automatic: s.Automatic, Since: s.Since,
+		Reason: s.LastReason, Switches: s.Switches, Pressure: s.Pressure}
+}
+
+// modeRequest is the body of POST /degradation.
+type modeRequest struct {
+	// Mode is normal, degraded or emergency, which pins the mode, or auto,
+	// which releases the pin and hands control back to automatic
+	// switching (or to normal without it).
+	Mode string `json:"mode"`
+	// Reason is logged with the switch.
+	Reason string `json:"reason"`
+}
+
+// maxModeRequest bounds the body of POST /degradation.
+const maxModeRequest = 4 << 10
+
+// parseModeRequest decodes and checks a POST /degradation body.
+func parseModeRequest(body []byte) (modeRequest, error) {
+	var mr modeRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&mr); err != nil {
+		return mr, fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if dec.More() {
+		return mr, errors.New("invalid JSON body: more than one value")
+	}
+	if mr.Mode != modeAuto {
+		if _, err := fallback.ParseMode(mr.Mode); err != nil {
+			return mr, fmt.Errorf("mode: unknown mode %q (want normal, degraded, emergency or auto)", mr.Mode)
+		}
+	}
+	if len(mr.Reason) > 256 || !utf8.ValidString(mr.Reason) || strings.ContainsFunc(mr.Reason, unicode.IsControl) {
+		return mr, errors.New("reason: want at most 256 bytes of printable UTF-8")
+	}
+	return mr, nil
+}
+
+const modeAuto = "auto"
+
+// serveDegradation pins the degradation mode or releases it:
+// {"mode": "degraded", "reason": "..."}, {"mode": "auto"}.
+func (g *Gateway) serveDegradation(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxModeRequest))
+	if err != nil {
+		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	mr, err := parseModeRequest(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	m := g.table.Load().modes
+	reason := mr.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	if mr.Mode == modeAuto {
+		m.Release(reason)
+	} else {
+		mode, _ := fallback.ParseMode(mr.Mode)
+		if err := m.Set(mode, reason); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	writeJSON(w, degradationState(m))
 }
 
 // serveDrain takes an endpoint out of rotation (drain) or puts it back

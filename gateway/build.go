@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	"github.com/rampart-ha/rampart/resilience/adaptive"
 	"github.com/rampart-ha/rampart/resilience/breaker"
 	"github.com/rampart-ha/rampart/resilience/bulkhead"
+	"github.com/rampart-ha/rampart/resilience/fallback"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
 	"github.com/rampart-ha/rampart/resilience/resiliencehttp"
@@ -37,6 +39,9 @@ type table struct {
 	order    []*cluster // clusters in configuration order
 	trusted  trustedProxies
 	access   *accessLog // nil when the access log is off
+
+	modes       *fallback.Modes // the gateway's degradation mode
+	countErrors bool            // clusters count requests and failures for automatic degradation
 }
 
 func (t *table) match(r *http.Request) *route {
@@ -61,6 +66,9 @@ type cluster struct {
 	bulkhead  *bulkhead.Bulkhead
 	adaptive  *adaptive.Limiter
 	breakers  []*breaker.Breaker // per endpoint, as endpoints; nil without circuit_breaker
+
+	// served and failed count requests while automatic degradation is on.
+	served, failed atomic.Uint64
 
 	epStats      map[*endpoint.Endpoint]*endpointStats
 	upstreamTime prometheus.Observer
@@ -104,6 +112,11 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 		}
 		t.access = a
 	}
+	m, err := g.buildModes(next, cfg.Degradation)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("degradation: %w", err))
+	}
+	t.modes, t.countErrors = m, cfg.Degradation.Auto != nil
 	if err := errors.Join(errs...); err != nil {
 		g.carry.discard(next)
 		return nil, nil, err
@@ -289,6 +302,10 @@ func (g *Gateway) buildRoute(next map[string]carried, t *table, rc config.Route)
 		responseHeaders: compileHeaderOps(rc.ResponseHeaders),
 		timeout:         time.Duration(rc.Timeout),
 		bare:            newRouteStats(g.metrics, rc.Name, ""),
+		criticality:     criticalityOf(rc.Criticality),
+	}
+	if rt.fallback, err = compileFallback(t, rc.Fallback); err != nil {
+		return nil, err
 	}
 	if rl := rc.RateLimit; rl != nil {
 		kc := rl.KeyedConfig()

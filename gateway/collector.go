@@ -5,6 +5,7 @@ import (
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/resilience/breaker"
+	"github.com/rampart-ha/rampart/resilience/fallback"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/retry"
 )
@@ -38,13 +39,15 @@ var (
 	descBreakerState = prometheus.NewDesc("rampart_upstream_endpoint_breaker_state",
 		"1 for the current state of an endpoint's circuit breaker (closed, open, half-open, forced-open, disabled), 0 for the others.",
 		[]string{"cluster", "endpoint", "state"}, nil)
+	descMode = prometheus.NewDesc("rampart_gateway_degradation_mode",
+		"1 for the gateway's current degradation mode (normal, degraded, emergency), 0 for the others.", []string{"mode"}, nil)
 	descPanic = prometheus.NewDesc("rampart_cluster_panic",
 		"1 while some priority level of the cluster is in panic mode (routing to unhealthy endpoints too), else 0.", []string{"cluster"}, nil)
 )
 
 func (c tableCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBudgetExhausted, descHedges, descHedgesWon, descEndpointInFlight,
-		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic, descBreakerState} {
+		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic, descBreakerState, descMode} {
 		ch <- d
 	}
 }
@@ -57,6 +60,14 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 	t := g.table.Load()
 	if t == nil {
 		return
+	}
+	now := t.modes.Mode()
+	for _, m := range []fallback.Mode{fallback.Normal, fallback.Degraded, fallback.Emergency} {
+		v := 0.0
+		if m == now {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descMode, prometheus.GaugeValue, v, m.String())
 	}
 	for _, rt := range t.routes {
 		if b := budgetOf(kept, "retry-budget/"+rt.name); b != nil {

@@ -109,7 +109,13 @@ func (g *Gateway) forward(ctx context.Context, w *recorder, in *http.Request, rq
 
 	resp, err := routeTransport{g}.RoundTrip(out)
 	if err != nil {
-		g.proxyError(w, out, err)
+		switch {
+		case g.fellBack(ctx, w, in, rq, err):
+		case rq.bufferErrors:
+			rq.fallbackErr = err
+		default:
+			g.proxyError(w, out, err)
+		}
 		return
 	}
 	defer resp.Body.Close()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/gateway/config"
+	"github.com/rampart-ha/rampart/resilience/fallback"
 	"github.com/rampart-ha/rampart/resilience/resiliencehttp"
 )
 
@@ -204,6 +205,16 @@ type request struct {
 	switched  bool        // the upstream switched protocols (101); set by modifyResponse
 	setSticky *endpoint.Endpoint
 
+	// Fallback state: fellBack once the route's fallback took over;
+	// fallback says what it did, for the log; with bufferErrors a failure
+	// of the fallback cluster is kept in fallbackErr rather than answered,
+	// so that the fallback response can answer instead.
+	fellBack     bool
+	fallback     string
+	bufferErrors bool
+	fallbackErr  error
+	shedErr      error // the degradation mode or load shedding refused the request
+
 	// Storage for what every request needs, kept here so that a request
 	// costs one allocation instead of six (see BenchmarkServeHTTP).
 	rec    recorder
@@ -329,7 +340,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cl, stats := rt.pickCluster()
 	rq.cluster, rq.stats = cl, stats
-	ctx := r.Context()
+	rq.ctx = requestContext{Context: r.Context(), rq: rq}
+	ctx := context.Context(&rq.ctx)
+	if rt.timeout > 0 {
+		ctx, rq.cancel = context.WithCancelCause(ctx)
+		timer := routeTimers.start(rq, rt.timeout)
+		defer func() {
+			timer.stop()
+			rq.cancel(nil)
+		}()
+	}
+	if mode := t.modes.Mode(); !rt.criticality.servesIn(mode) {
+		err := errShedDegraded
+		if mode == fallback.Emergency {
+			err = errShedEmergency
+		}
+		g.metrics.rejections.WithLabelValues(rt.name, cl.name, shedReason(err)).Inc()
+		if !g.fellBack(ctx, rec, r, rq, err) {
+			g.fail(rec, rq, err)
+		}
+		return
+	}
+	if (cl.bulkhead != nil || cl.adaptive != nil) && cl.shed(rt.criticality) {
+		g.metrics.rejections.WithLabelValues(rt.name, cl.name, "shed").Inc()
+		if !g.fellBack(ctx, rec, r, rq, errShedLoad) {
+			g.fail(rec, rq, errShedLoad)
+		}
+		return
+	}
 	if cl.bulkhead != nil {
 		waitStart := time.Now()
 		p, err := cl.bulkhead.Acquire(ctx)
@@ -340,7 +378,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !errors.Is(err, context.Canceled) {
 				g.metrics.rejections.WithLabelValues(rt.name, cl.name, "bulkhead").Inc()
 			}
-			g.fail(rec, rq, err)
+			if !g.fellBack(ctx, rec, r, rq, err) {
+				g.fail(rec, rq, err)
+			}
 			return
 		}
 		defer p.Release()
@@ -349,7 +389,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, err := cl.adaptive.Acquire()
 		if err != nil {
 			g.metrics.rejections.WithLabelValues(rt.name, cl.name, "adaptive").Inc()
-			g.fail(rec, rq, err)
+			if !g.fellBack(ctx, rec, r, rq, err) {
+				g.fail(rec, rq, err)
+			}
 			return
 		}
 		defer func() {
@@ -363,16 +405,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 
-	rq.ctx = requestContext{Context: ctx, rq: rq}
-	ctx = &rq.ctx
-	if rt.timeout > 0 {
-		ctx, rq.cancel = context.WithCancelCause(ctx)
-		timer := routeTimers.start(rq, rt.timeout)
-		defer func() {
-			timer.stop()
-			rq.cancel(nil)
-		}()
-	}
 	if isUpgrade(r.Header) {
 		g.proxy.ServeHTTP(rec, r.WithContext(ctx))
 		return
@@ -439,6 +471,7 @@ func (g *Gateway) finish(rq *request, rec *recorder, r *http.Request) {
 		}
 	}
 	d := time.Since(rq.start)
+	rq.count(status)
 	if s := rq.stats; s != nil {
 		s.count(status)
 		s.duration.Observe(d.Seconds())

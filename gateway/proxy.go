@@ -105,7 +105,15 @@ type routeTransport struct{ g *Gateway }
 
 func (t routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rq := requestFrom(req.Context())
-	resp, err := rq.route.transport.RoundTripCall(&rq.call, req)
+	call := &rq.call
+	if rq.fellBack {
+		// The first call went to the route's cluster; a Call serves once.
+		call = new(resiliencehttp.Call)
+		// Response headers of the failed call did not arrive: the route
+		// timeout still applies to the fallback.
+		rq.headers.CompareAndSwap(1, 0)
+	}
+	resp, err := rq.route.transport.RoundTripCall(call, req)
 	if rq.route.timeout > 0 && !rq.headers.CompareAndSwap(0, 1) {
 		// The route timeout fired first; whatever came back is too late.
 		if resp != nil {

@@ -35,6 +35,9 @@ type route struct {
 	limiter   *ratelimit.Keyed
 	limitKind string
 	limitHdr  string
+
+	criticality criticality
+	fallback    *routeFallback // nil: none
 }
 
 func (rt *route) pickCluster() (*cluster, *routeStats) {

@@ -37,6 +37,51 @@ type Config struct {
 
 	// Clusters are the upstream services that routes send traffic to.
 	Clusters []Cluster `yaml:"clusters"`
+
+	// Degradation configures the gateway's degradation modes: normal,
+	// degraded (sheddable routes answer with their fallback at once) and
+	// emergency (only critical routes are proxied). The admin API switches
+	// them; with Auto set, so does the gateway itself.
+	Degradation Degradation `yaml:"degradation"`
+}
+
+// Degradation configures the gateway-wide degradation modes.
+type Degradation struct {
+	// Auto, when set, switches the mode from a pressure the gateway
+	// measures every Interval: the largest, over its clusters, of the
+	// share of endpoints that are not usable and of the share of requests
+	// that failed (5xx) in the interval. Nil (the default): only the admin
+	// API switches modes.
+	Auto *DegradationAuto `yaml:"auto,omitempty"`
+}
+
+// DegradationAuto sets when the mode switches by itself. The mode rises to
+// degraded once the pressure has stayed at or above DegradedAt for
+// EnterAfter (emergency likewise at EmergencyAt), and steps down one level
+// once it has stayed below that level's threshold minus Hysteresis for
+// RecoverAfter.
+type DegradationAuto struct {
+	// DegradedAt is the pressure that degrades the gateway, in (0, 1].
+	// Default 0.5.
+	DegradedAt float64 `yaml:"degraded_at"`
+	// EmergencyAt is the pressure that declares an emergency, in
+	// [degraded_at, 1]; 0 means never automatically. Default 0.8.
+	EmergencyAt float64 `yaml:"emergency_at"`
+	// Hysteresis is how far below a threshold the pressure must fall for
+	// the mode to step down, in (0, degraded_at). Default 0.1.
+	Hysteresis float64 `yaml:"hysteresis"`
+	// EnterAfter is how long the pressure must hold before the mode rises.
+	// Default 5s; 0 means at once.
+	EnterAfter Duration `yaml:"enter_after"`
+	// RecoverAfter is how long the pressure must stay low before the mode
+	// steps down a level. Default 30s; must be > 0.
+	RecoverAfter Duration `yaml:"recover_after"`
+	// Interval is how often the pressure is measured. Default 1s; in
+	// [10ms, 1m].
+	Interval Duration `yaml:"interval"`
+	// MinRequests is how many requests a cluster needs in an interval for
+	// its failure share to count. Default 20; must be >= 1.
+	MinRequests int `yaml:"min_requests"`
 }
 
 // Admin configures the admin API listener.

@@ -8,6 +8,7 @@ import (
 	"github.com/rampart-ha/rampart/balancer"
 	"github.com/rampart-ha/rampart/health"
 	"github.com/rampart-ha/rampart/resilience/breaker"
+	"github.com/rampart-ha/rampart/resilience/fallback"
 	"github.com/rampart-ha/rampart/resilience/hedge"
 	"github.com/rampart-ha/rampart/resilience/ratelimit"
 	"github.com/rampart-ha/rampart/resilience/retry"
@@ -224,6 +225,18 @@ func (s *SlowStart) setDefaults() {
 
 func (f *FallbackResponse) setDefaults() { f.Status = 200 }
 
+func (d *DegradationAuto) setDefaults() {
+	*d = DegradationAuto{
+		DegradedAt:   0.5,
+		EmergencyAt:  0.8,
+		Hysteresis:   fallback.DefaultHysteresis,
+		EnterAfter:   Duration(5 * time.Second),
+		RecoverAfter: Duration(fallback.DefaultRecoverAfter),
+		Interval:     Duration(time.Second),
+		MinRequests:  20,
+	}
+}
+
 func (s *StaleIfError) setDefaults() {
 	*s = StaleIfError{MaxAge: DefaultStaleMaxAge, MaxBytes: DefaultStaleMaxBytes, MaxEntryBytes: DefaultStaleMaxEntryBytes}
 }
@@ -249,4 +262,5 @@ var (
 	_ defaulter = (*SlowStart)(nil)
 	_ defaulter = (*FallbackResponse)(nil)
 	_ defaulter = (*StaleIfError)(nil)
+	_ defaulter = (*DegradationAuto)(nil)
 )

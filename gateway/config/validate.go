@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/health"
@@ -169,6 +170,9 @@ func validate(c *Config, rep *reporter) {
 			routes[name] = p
 		}
 		v.route(p, &c.Routes[i], clusters)
+	}
+	if a := c.Degradation.Auto; a != nil {
+		v.degradation("degradation.auto", a)
 	}
 }
 
@@ -378,6 +382,28 @@ func (v validator) circuitBreaker(p string, c *CircuitBreaker) {
 	}
 	if c.HalfOpenProbes < 1 || c.HalfOpenProbes > breaker.MaxHalfOpenProbes {
 		v.errorf(p+".half_open_probes", "must be in [1, %d], got %d", breaker.MaxHalfOpenProbes, c.HalfOpenProbes)
+	}
+}
+
+func (v validator) degradation(p string, a *DegradationAuto) {
+	if !(a.DegradedAt > 0 && a.DegradedAt <= 1) {
+		v.errorf(p+".degraded_at", "must be in (0, 1], got %v", a.DegradedAt)
+	}
+	if a.EmergencyAt != 0 && !(a.EmergencyAt >= a.DegradedAt && a.EmergencyAt <= 1) {
+		v.errorf(p+".emergency_at", "must be 0 (never) or in [degraded_at %v, 1], got %v", a.DegradedAt, a.EmergencyAt)
+	}
+	if !(a.Hysteresis > 0 && a.Hysteresis < a.DegradedAt) {
+		v.errorf(p+".hysteresis", "must be in (0, degraded_at %v), got %v", a.DegradedAt, a.Hysteresis)
+	}
+	v.nonNegative(p+".enter_after", a.EnterAfter)
+	if a.RecoverAfter <= 0 {
+		v.errorf(p+".recover_after", "must be > 0, got %s", a.RecoverAfter)
+	}
+	if a.Interval < Duration(10*time.Millisecond) || a.Interval > Duration(time.Minute) {
+		v.errorf(p+".interval", "must be in [10ms, 1m], got %s", a.Interval)
+	}
+	if a.MinRequests < 1 {
+		v.errorf(p+".min_requests", "must be >= 1, got %d", a.MinRequests)
 	}
 }
 

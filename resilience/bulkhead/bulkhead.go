@@ -332,6 +332,18 @@ type Metrics struct {
 	QueueWait time.Duration
 }
 
+// InFlight returns the number of held slots, from one atomic load: cheap
+// enough for every call, for instance to shed low-priority work before the
+// Bulkhead is full.
+func (b *Bulkhead) InFlight() int { return int(b.inFlight.Load()) }
+
+// Waiting returns about how many callers are queued (callers deciding
+// whether to queue count too), from one atomic load.
+func (b *Bulkhead) Waiting() int { return int(b.queued.Load()) }
+
+// Limits returns MaxConcurrent and MaxQueue.
+func (b *Bulkhead) Limits() (maxConcurrent, maxQueue int) { return int(b.max), b.maxQueue }
+
 // Metrics returns a snapshot. It takes the queue lock briefly when the
 // Bulkhead has a queue, so call it from a metrics scrape, not per request.
 func (b *Bulkhead) Metrics() Metrics {

@@ -461,6 +461,15 @@ func TestMetrics(t *testing.T) {
 		if diff := cmp.Diff(b.Metrics(), want); diff != "" {
 			t.Errorf("Metrics() mismatch (-got +want):\n%s", diff)
 		}
+		if got, w := b.InFlight(), 2; got != w {
+			t.Errorf("InFlight() = %d, want %d", got, w)
+		}
+		if got, w := b.Waiting(), 1; got != w {
+			t.Errorf("Waiting() = %d, want %d", got, w)
+		}
+		if c, q := b.Limits(); c != 2 || q != 1 {
+			t.Errorf("Limits() = %d, %d, want 2, 1", c, q)
+		}
 		time.Sleep(10 * time.Millisecond)
 		p1.Release()
 		r := <-queued
