@@ -37,6 +37,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	cases := []struct {
 		name      string
 		route     string // YAML of the route beyond name and cluster
+		cluster   string // YAML of the cluster beyond name and endpoints
 		endpoints string // YAML list; empty means three static ones
 		accessLog bool
 		loopback  bool // real http.Transport to httptest upstreams
@@ -47,6 +48,15 @@ func BenchmarkServeHTTP(b *testing.B) {
 		{name: "no-route-timeout/static", route: `timeout: 0s`},
 		{name: "default+accesslog/static", accessLog: true},
 		{name: "default/loopback", loopback: true},
+		// Health bookkeeping: default has passive outlier detection on;
+		// health-off turns it off; health-checks adds active checks, and
+		// breakers adds per-endpoint circuit breakers. Compare them in one
+		// run (-count, interleaved by benchstat or by hand).
+		{name: "health-off/static", cluster: `outlier_detection: {enabled: false}`},
+		{name: "health-checks/static", cluster: `health_check: {interval: 2s, path: /}`},
+		{name: "breakers/static", cluster: `circuit_breaker: {}`},
+		{name: "health-off/loopback", cluster: `outlier_detection: {enabled: false}`, loopback: true},
+		{name: "health-checks/loopback", cluster: `health_check: {interval: 2s, path: /}`, loopback: true},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -56,7 +66,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			}
 			yaml := "listeners: [{address: \"127.0.0.1:0\"}]\n" +
 				"access_log: {enabled: " + strconv.FormatBool(tc.accessLog) + "}\n" +
-				"clusters: [{name: bench, endpoints: " + eps + "}]\n" +
+				"clusters: [{name: bench, endpoints: " + eps + clusterExtra(tc.cluster) + "}]\n" +
 				"routes: [{name: bench, cluster: bench"
 			if tc.route != "" {
 				yaml += ", " + tc.route
@@ -94,6 +104,13 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 		runServeHTTP(b, rp)
 	})
+}
+
+func clusterExtra(yaml string) string {
+	if yaml == "" {
+		return ""
+	}
+	return ", " + yaml
 }
 
 // runServeHTTP times h serving one GET per iteration into a writer that
