@@ -307,6 +307,14 @@ func (g *Gateway) buildRoute(next map[string]carried, t *table, rc config.Route)
 	if rt.fallback, err = compileFallback(t, rc.Fallback); err != nil {
 		return nil, err
 	}
+	if sc := rc.StaleIfError; sc != nil {
+		if rt.stale, err = carryGet(g.carry, next, "stale/"+rc.Name, fmt.Sprintf("%+v", *sc), func() (*staleStore, func(), error) {
+			s, err := newStaleStore(sc)
+			return s, nil, err
+		}); err != nil {
+			return nil, fmt.Errorf("stale_if_error: %w", err)
+		}
+	}
 	if rl := rc.RateLimit; rl != nil {
 		kc := rl.KeyedConfig()
 		lim, err := carryGet(g.carry, next, "ratelimit/"+rc.Name, fmt.Sprint(kc), func() (*ratelimit.Keyed, func(), error) {

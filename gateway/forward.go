@@ -108,8 +108,14 @@ func (g *Gateway) forward(ctx context.Context, w *recorder, in *http.Request, rq
 	g.shapeOutbound(out, in, rq)
 
 	resp, err := routeTransport{g}.RoundTrip(out)
+	if err == nil && resp.StatusCode >= 500 && rq.route.stale != nil &&
+		g.servedStale(w, in, rq, "status "+statusLabel(resp.StatusCode)) {
+		_ = resp.Body.Close()
+		return
+	}
 	if err != nil {
 		switch {
+		case g.servedStale(w, in, rq, classify(err, ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrRouteTimeout)).reason):
 		case g.fellBack(ctx, w, in, rq, err):
 		case rq.bufferErrors:
 			rq.fallbackErr = err
@@ -133,7 +139,11 @@ func (g *Gateway) forward(ctx context.Context, w *recorder, in *http.Request, rq
 	}
 	w.WriteHeader(resp.StatusCode)
 
-	err = copyBody(w, resp, in.Method == http.MethodHead)
+	keep := rq.route.stale.capture(in, resp)
+	err = copyBody(w, resp, in.Method == http.MethodHead, keep)
+	if err == nil && keep != nil {
+		rq.route.stale.keep(in, h, keep)
+	}
 	if len(resp.Trailer) > 0 {
 		for k, vv := range resp.Trailer {
 			if announced == 0 || !containsToken(h.Get("Trailer"), k) {
@@ -198,7 +208,7 @@ var errClientWrite = errors.New("gateway: writing to the client failed")
 // length, server-sent events) are flushed after every read so that each
 // event reaches the client at once; other bodies go through a 32 KiB
 // buffer.
-func copyBody(w *recorder, resp *http.Response, head bool) error {
+func copyBody(w *recorder, resp *http.Response, head bool, keep *staleCapture) error {
 	if head || resp.Body == http.NoBody {
 		return nil
 	}
@@ -219,6 +229,9 @@ func copyBody(w *recorder, resp *http.Response, head bool) error {
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return errClientWrite
+			}
+			if keep != nil {
+				keep.add(buf[:n])
 			}
 			if flush {
 				w.Flush()

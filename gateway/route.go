@@ -38,6 +38,7 @@ type route struct {
 
 	criticality criticality
 	fallback    *routeFallback // nil: none
+	stale       *staleStore    // nil: stale_if_error is off
 }
 
 func (rt *route) pickCluster() (*cluster, *routeStats) {
