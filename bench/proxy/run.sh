@@ -17,7 +17,8 @@
 #   CONNS     wrk connection counts                       ["64 8"]
 #   BACKENDS  backend counts (1 to 3)                     ["1 3"]
 #   PROXIES   proxies, in interleaving order: rampart, nginx,
-#             haproxy, gofloor                            ["rampart nginx haproxy"]
+#             haproxy, gofloor, rampart-nohealth,
+#             rampart-health                              ["rampart nginx haproxy"]
 #   CPUS      worker processes/threads/GOMAXPROCS per proxy [2]
 #   THREADS   wrk threads                                 [2]
 #   WARMUP    seconds of unmeasured load per proxy start  [2]
@@ -60,7 +61,7 @@ for c in $CONNS; do
 	fi
 done
 for p in $PROXIES; do
-	case $p in rampart | nginx | haproxy | gofloor) ;; *)
+	case $p in rampart | rampart-nohealth | rampart-health | nginx | haproxy | gofloor) ;; *)
 		echo "run.sh: PROXIES: unknown proxy $p" >&2
 		exit 2
 		;;
@@ -192,15 +193,31 @@ done
 
 # Rampart with its defaults (ewma, retries and the retry budget on, metrics
 # always on), the access log off like nginx's and HAProxy's below.
-config_rampart() { # dir port admin_port backends...
-	local dir=$1 port=$2 admin=$3
-	shift 3
+#
+# The variants price health bookkeeping against the same build:
+# rampart-nohealth turns outlier detection (on by default) off;
+# rampart-health adds active health checks and per-endpoint circuit
+# breakers to the defaults. Only plain rampart serves the admin API.
+config_rampart() { # dir port admin_port variant backends...
+	local dir=$1 port=$2 admin=$3 variant=$4
+	shift 4
 	{
-		echo "admin: {address: 127.0.0.1:$admin}"
+		if [[ $variant == rampart ]]; then
+			echo "admin: {address: 127.0.0.1:$admin}"
+		else
+			echo "admin: {address: \"\"}"
+		fi
 		echo "access_log: {enabled: false}"
 		echo "listeners: [{name: bench, address: 127.0.0.1:$port}]"
 		echo "clusters:"
 		echo "  - name: backends"
+		case $variant in
+		rampart-nohealth) echo "    outlier_detection: {enabled: false}" ;;
+		rampart-health)
+			echo "    health_check: {path: /, interval: 1s}"
+			echo "    circuit_breaker: {}"
+			;;
+		esac
 		echo "    endpoints:"
 		local a
 		for a in "$@"; do
@@ -309,11 +326,13 @@ start_proxy() {
 	shift 4
 	mkdir -p "$dir"
 	case $name in
-	rampart)
-		config_rampart "$dir" "$port" "$admin" "$@"
-		start rampart env GOMAXPROCS="$CPUS" \
-			RAMPART_CPUPROFILE="${profile_prefix:+$profile_prefix.cpu.pprof}" \
-			RAMPART_MEMPROFILE="${profile_prefix:+$profile_prefix.allocs.pprof}" \
+	rampart | rampart-nohealth | rampart-health)
+		config_rampart "$dir" "$port" "$admin" "$name" "$@"
+		local prof=
+		[[ $name == rampart ]] && prof=$profile_prefix # one profile per run
+		start "$name" env GOMAXPROCS="$CPUS" \
+			RAMPART_CPUPROFILE="${prof:+$prof.cpu.pprof}" \
+			RAMPART_MEMPROFILE="${prof:+$prof.allocs.pprof}" \
 			"$work/rampart" run -c "$dir/rampart.yaml"
 		;;
 	nginx)
@@ -425,8 +444,9 @@ log "$total runs of ${DURATION}s; results in $out"
 
 n=0
 for b in $BACKENDS; do
-	read -r -a ports <<<"$("$work/backend" -free-ports 5)"
-	declare -A port=([rampart]=${ports[0]} [nginx]=${ports[2]} [haproxy]=${ports[3]} [gofloor]=${ports[4]})
+	read -r -a ports <<<"$("$work/backend" -free-ports 7)"
+	declare -A port=([rampart]=${ports[0]} [nginx]=${ports[2]} [haproxy]=${ports[3]} [gofloor]=${ports[4]}
+		[rampart-nohealth]=${ports[5]} [rampart-health]=${ports[6]})
 	admin=${ports[1]}
 	declare -A ppid=()
 	profile_prefix=
