@@ -214,7 +214,7 @@ config_rampart() { # dir port admin_port variant backends...
 		case $variant in
 		rampart-nohealth) echo "    outlier_detection: {enabled: false}" ;;
 		rampart-health)
-			echo "    health_check: {path: /, interval: 1s}"
+			echo "    health_check: {path: /, interval: 1s, timeout: 500ms}"
 			echo "    circuit_breaker: {}"
 			;;
 		esac
