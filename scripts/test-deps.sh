@@ -5,6 +5,7 @@
 set -euo pipefail
 
 DEPS=(
+	"etcd etcd-server"
 )
 
 missing=()
