@@ -11,13 +11,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/rampart-ha/rampart/internal/testutil"
 	"github.com/rampart-ha/rampart/registry"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testCtx returns a context that ends with the test or after d.
 func testCtx(t *testing.T, d time.Duration) context.Context {
