@@ -171,7 +171,7 @@ func (g *Gateway) serveDrain(w http.ResponseWriter, r *http.Request, drain bool)
 		return
 	}
 	var ep *endpoint.Endpoint
-	for _, e := range cl.endpoints {
+	for _, e := range cl.members.Load().eps {
 		if e.Address() == addr {
 			ep = e
 		}
@@ -228,7 +228,7 @@ func (g *Gateway) clusterStates(only string) []ClusterState {
 			continue
 		}
 		cs := ClusterState{Name: cl.name, Policy: t.cfg.Clusters[i].LB.Policy, Endpoints: []EndpointState{}}
-		for _, ep := range cl.endpoints {
+		for _, ep := range cl.members.Load().eps {
 			es := endpointState(ep.Snapshot())
 			es.WeightFactor = cl.tiered.SlowStartFactor(ep)
 			if b := ep.Breaker(); b != nil {

@@ -51,9 +51,10 @@ func (g *Gateway) buildBreakers(next map[string]carried, cc config.Cluster, eps 
 func (t *table) hangBreakers() {
 	want := make(map[*endpoint.Endpoint]*breaker.Breaker)
 	for _, cl := range t.order {
-		for i, ep := range cl.endpoints {
-			if cl.breakers != nil {
-				want[ep] = cl.breakers[i]
+		m := cl.members.Load()
+		for i, ep := range m.eps {
+			if m.breakers != nil {
+				want[ep] = m.breakers[i]
 			} else if _, ok := want[ep]; !ok {
 				want[ep] = nil
 			}

@@ -57,7 +57,7 @@ func (t *table) match(r *http.Request) *route {
 type cluster struct {
 	name      string
 	scheme    string
-	endpoints []*endpoint.Endpoint
+	members   atomic.Pointer[members] // replaced whole when discovery changes them
 	balancer  balancer.Balancer
 	tiered    *balancer.Tiered  // the balancer under any sticky wrapper: levels, panic
 	sticky    *balancer.Sticky  // nil without sticky sessions
@@ -65,14 +65,22 @@ type cluster struct {
 	transport http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
 	bulkhead  *bulkhead.Bulkhead
 	adaptive  *adaptive.Limiter
-	breakers  []*breaker.Breaker // per endpoint, as endpoints; nil without circuit_breaker
 
 	// served and failed count requests while automatic degradation is on.
 	served, failed atomic.Uint64
 
-	epStats      map[*endpoint.Endpoint]*endpointStats
 	upstreamTime prometheus.Observer
 	queueWait    prometheus.Observer
+}
+
+// members is a cluster's endpoints, with what the gateway keeps per
+// endpoint: immutable, replaced whole when discovery changes the
+// membership.
+type members struct {
+	eps      []*endpoint.Endpoint
+	set      endpoint.Set
+	stats    map[*endpoint.Endpoint]*endpointStats
+	breakers []*breaker.Breaker // as eps; nil without circuit_breaker
 }
 
 // build compiles cfg into a table. Objects whose configuration did not
@@ -93,7 +101,7 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 		}
 		t.clusters[cc.Name] = cl
 		t.order = append(t.order, cl)
-		for _, ep := range cl.endpoints {
+		for _, ep := range cl.members.Load().eps {
 			keepAddrs = append(keepAddrs, ep.Address())
 		}
 	}
@@ -129,20 +137,20 @@ func (g *Gateway) build(cfg *config.Config) (*table, map[string]carried, error) 
 func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone string) (*cluster, error) {
 	cl := &cluster{
 		name: cc.Name, scheme: "http",
-		epStats:      make(map[*endpoint.Endpoint]*endpointStats, len(cc.Endpoints)),
 		upstreamTime: g.metrics.upstreamTime.WithLabelValues(cc.Name),
 		queueWait:    g.metrics.queueWait.WithLabelValues(cc.Name),
 	}
 	if cc.TLS.Enabled {
 		cl.scheme = "https"
 	}
+	m := &members{stats: make(map[*endpoint.Endpoint]*endpointStats, len(cc.Endpoints))}
 	for i, ec := range cc.Endpoints {
 		ep, err := g.store.Ensure(ec.Address, endpoint.Attrs{Weight: ec.Weight, Zone: ec.Zone, Priority: ec.Priority, Metadata: ec.Metadata})
 		if err != nil {
 			return nil, fmt.Errorf("endpoints[%d]: %w", i, err)
 		}
-		cl.endpoints = append(cl.endpoints, ep)
-		cl.epStats[ep] = newEndpointStats(g.metrics, cc.Name, ep)
+		m.eps = append(m.eps, ep)
+		m.stats[ep] = newEndpointStats(g.metrics, cc.Name, ep)
 	}
 
 	bcfg := balancer.Config{}
@@ -185,13 +193,15 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone 
 		}
 		cl.sticky, cl.balancer = st, st
 	}
-	cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
 	if cl.health, err = g.buildHealth(next, cc); err != nil {
 		return nil, err
 	}
-	if cl.breakers, err = g.buildBreakers(next, cc, cl.endpoints); err != nil {
+	if m.breakers, err = g.buildBreakers(next, cc, m.eps); err != nil {
 		return nil, fmt.Errorf("circuit_breaker: %w", err)
 	}
+	m.set = endpoint.NewSet(m.eps...)
+	cl.members.Store(m)
+	cl.balancer.Update(m.set)
 
 	tr, err := carryGet(g.carry, next, "transport/"+cc.Name, fmt.Sprint(cc.Protocol, cc.TLS, cc.ConnectTimeout, cc.Pool),
 		func() (http.RoundTripper, func(), error) {

@@ -82,7 +82,8 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, cl := range t.order {
 		var healthy, unhealthy, ejected, draining int
-		for _, ep := range cl.endpoints {
+		m := cl.members.Load()
+		for _, ep := range m.eps {
 			f := ep.Flags()
 			if f == 0 {
 				healthy++
@@ -105,11 +106,11 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 			panicking = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descPanic, prometheus.GaugeValue, panicking, cl.name)
-		for i, ep := range cl.endpoints {
+		for i, ep := range m.eps {
 			ch <- prometheus.MustNewConstMetric(descEndpointInFlight, prometheus.GaugeValue, float64(ep.InFlight()), cl.name, ep.Address())
 			ch <- prometheus.MustNewConstMetric(descEndpointLatency, prometheus.GaugeValue, ep.Latency().Seconds(), cl.name, ep.Address())
-			if cl.breakers != nil {
-				now := cl.breakers[i].State()
+			if m.breakers != nil {
+				now := m.breakers[i].State()
 				for _, st := range breakerStates {
 					v := 0.0
 					if st == now {

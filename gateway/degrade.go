@@ -283,14 +283,14 @@ func (pm *pressureMeter) measure(t *table) float64 {
 	p := 0.0
 	seen := make(map[*cluster][2]uint64, len(t.order))
 	for _, cl := range t.order {
-		if n := len(cl.endpoints); n > 0 {
+		if eps := cl.members.Load().eps; len(eps) > 0 {
 			usable := 0
-			for _, ep := range cl.endpoints {
+			for _, ep := range eps {
 				if ep.Usable() {
 					usable++
 				}
 			}
-			p = max(p, 1-float64(usable)/float64(n))
+			p = max(p, 1-float64(usable)/float64(len(eps)))
 		}
 		now := [2]uint64{cl.served.Load(), cl.failed.Load()}
 		if prev, ok := pm.last[cl]; ok {

@@ -126,18 +126,18 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 				// The flags the old monitor set are nobody's now; the new
 				// monitor judges the endpoints afresh. (An endpoint that
 				// two clusters share has one set of flags.)
-				for _, ep := range cl.endpoints {
+				for _, ep := range cl.members.Load().eps {
 					ep.Mark(endpoint.FailedHealthCheck|endpoint.Ejected, false)
 				}
 			}
 		}
 		if cl.health != nil {
-			cl.health.Update(endpoint.NewSet(cl.endpoints...))
+			cl.health.Update(cl.members.Load().set)
 		}
 
 		// Usability may have changed while the table was built; refresh
 		// only reaches the table in service.
-		cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
+		cl.balancer.Update(cl.members.Load().set)
 	}
 	g.metrics.reloads.WithLabelValues("success").Inc()
 	g.metrics.lastReload.SetToCurrentTime()
@@ -159,8 +159,8 @@ func (g *Gateway) refresh(ep *endpoint.Endpoint) {
 		return
 	}
 	for _, cl := range t.order {
-		if slices.Contains(cl.endpoints, ep) {
-			cl.balancer.Update(endpoint.NewSet(cl.endpoints...))
+		if m := cl.members.Load(); slices.Contains(m.eps, ep) {
+			cl.balancer.Update(m.set)
 		}
 	}
 }

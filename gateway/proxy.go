@@ -173,7 +173,7 @@ func (t endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if det := cl.observe(ep, outcome, resp, err); det != "" {
 		reason += ", ejected by " + det
 	}
-	if s := cl.epStats[ep]; s != nil {
+	if s := cl.members.Load().stats[ep]; s != nil {
 		s[outcome].Inc()
 	} else {
 		t.g.metrics.attempts.WithLabelValues(cl.name, ep.Address(), outcome.String()).Inc()
