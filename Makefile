@@ -22,7 +22,10 @@ tidy:
 # redis-server, when a test needs them) and runs every test with the race
 # detector, in random order, without the test cache.
 test: test-deps
-	$(GO) test -race -shuffle=on -count=1 ./...
+	$(GO) test -race -shuffle=on -count=1 $$($(GO) list ./... | grep -v '/test/chaos$$')
+	@# The chaos suite holds latency bounds (1 s ejection, 2x p99 with
+	@# hedging) on real processes: it runs alone, not beside other packages.
+	$(GO) test -race -count=1 -p 1 ./test/chaos/
 	@# Allocation budgets (TestXxxAllocat*) build without the race detector,
 	@# which allocates on its own; run them in a pass of their own.
 	$(GO) test -count=1 -run 'Allocat' ./...

@@ -45,3 +45,14 @@ func BenchmarkLatency(b *testing.B) {
 		_ = e.Latency()
 	}
 }
+
+// BenchmarkBeginEndFailure is the bookkeeping of a failed attempt: the
+// error counts and the failure penalty.
+func BenchmarkBeginEndFailure(b *testing.B) {
+	e := benchEndpoint(b)
+	e.Begin().End(Success)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Begin().End(Failure)
+	}
+}

@@ -6,6 +6,24 @@ import (
 	"time"
 )
 
+// FailurePenaltyDecay is the time constant of an endpoint's failure penalty
+// ([Endpoint.Penalty]): each failure adds 1, and the sum fades by a factor
+// e every FailurePenaltyDecay.
+//
+// It is short on purpose. The penalty's job is to send the requests that
+// arrive right after a failure elsewhere (at 1000 requests per second,
+// hundreds of them within the time constant) without starving the endpoint
+// of the few requests that passive outlier detection needs as evidence: a
+// gray endpoint that fails every request must still see its consecutive
+// failures within a second, not after the 10s latency horizon ([Config.Decay]).
+// With the ewma balancer's cost doubling per unit of penalty, a failing
+// endpoint is tried again within about FailurePenaltyDecay·ln(failures)
+// when it competes with endpoints that have a request in flight.
+const FailurePenaltyDecay = 250 * time.Millisecond
+
+// penaltyInvTau is 1 / FailurePenaltyDecay in milliseconds.
+const penaltyInvTau = float64(time.Millisecond) / float64(FailurePenaltyDecay)
+
 // noTime marks an unset clock reading.
 const noTime = math.MinInt64
 
@@ -31,8 +49,9 @@ func (c *clock) timeOf(ns int64) time.Time { return c.origin.Add(time.Duration(n
 // stampOf is the millisecond time stamp of a clock reading, modulo 2³².
 func stampOf(ns int64) uint32 { return uint32(ns / int64(time.Millisecond)) }
 
-// maxValue caps decayed values (an hour of latency, in nanoseconds), so that
-// repeated failures cannot double the estimate to infinity.
+// maxValue caps decayed values (an hour of latency, in nanoseconds; a
+// failure penalty of thousands of failures), so that no sum or sample can
+// overflow the float32 they are stored in.
 const maxValue = float64(time.Hour)
 
 // decayed is a float32 value and the millisecond stamp of its last update
@@ -80,8 +99,16 @@ func (d *decayed) at(now uint32, invTau float64) float64 {
 }
 
 // peak observes sample the peak-EWMA way: a sample above the current value
-// replaces it, a lower one is averaged in with weight 1−e^(−Δt/τ). A failure
-// observes max(sample, 2×current).
+// replaces it, a lower one is averaged in with weight 1−e^(−Δt/τ).
+//
+// A failure never lowers the estimate. One slower than the estimate
+// decayed to now is observed like any sample (a timeout is evidence of
+// slowness); a faster one is no sample at all: a fast "connection refused"
+// or 500 says nothing about how fast the endpoint serves and must not make
+// it look attractive. What a failure costs an endpoint in the balancer is
+// its failure penalty, a separate value with its own short time constant
+// ([FailurePenaltyDecay]); the estimate carries no penalty, so a failure
+// does not keep the endpoint away for the estimate's long horizon.
 func (d *decayed) peak(now uint32, sample, invTau float64, failure bool) {
 	for {
 		old := d.w.Load()
@@ -90,8 +117,8 @@ func (d *decayed) peak(now uint32, sample, invTau float64, failure bool) {
 		if v == 0 {
 			stamp = now // no history: the stamp of the zero word means nothing
 		}
-		if failure {
-			sample = max(sample, 2*v)
+		if failure && sample <= v*math.Exp(-dt*invTau) {
+			return // not a sample
 		}
 		nv := sample
 		if sample < v {

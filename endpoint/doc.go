@@ -29,10 +29,22 @@
 // [Config.Decay] (10s by default). Reads decay the estimate to the present
 // the same way (as if a zero sample had been observed), so an endpoint that
 // stops receiving traffic because it was slow looks cheaper as time passes and
-// is probed again. A failure is observed as max(elapsed, 2×estimate): a fast
-// "connection refused" must not make a broken endpoint look attractive, and
-// consecutive failures double the estimate each time. Zero means no sample
-// yet (see the ewma balancer for how new endpoints are treated).
+// is probed again. A failure never lowers the estimate: one slower than the
+// estimate is a sample (a timeout is evidence of slowness), a faster one is
+// none (a fast "connection refused" or 500 must not make a broken endpoint
+// look attractive). Zero means no sample yet (see the ewma balancer for how
+// new endpoints are treated).
+//
+// # Failure penalty
+//
+// What a failure costs an endpoint in a balancer is its failure penalty
+// ([Endpoint.Penalty]), kept apart from the latency estimate: each failure
+// adds 1, and the sum fades with its own short time constant,
+// [FailurePenaltyDecay] (250ms). The ewma balancer doubles an endpoint's cost
+// per unit of penalty, so a failing endpoint gets a few probes per second
+// instead of its share of traffic, and no more than that: the penalty must
+// not starve it of the requests that passive outlier detection needs to see
+// its consecutive failures.
 //
 // The estimate and the recent-error count each live in one 64-bit word (a
 // float32 value and a millisecond time stamp) updated by compare-and-swap, so

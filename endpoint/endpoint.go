@@ -145,7 +145,8 @@ type Endpoint struct {
 	// Written on failures (and, when nonzero, on the next success).
 	failures    atomic.Uint64
 	consecutive atomic.Uint64
-	recentErrs  decayed // decayed failure count
+	recentErrs  decayed // decayed failure count, τ = Decay
+	penalty     decayed // decayed failure count, τ = FailurePenaltyDecay
 	lastError   atomic.Int64
 }
 
@@ -245,8 +246,9 @@ func (e *Endpoint) Begin() Call {
 func (c Call) Endpoint() *Endpoint { return c.e }
 
 // End records the end of the attempt with its outcome and returns its
-// duration. Success and Failure feed the latency estimate; Failure also
-// counts as an error; Ignored only lowers the in-flight count.
+// duration. Success feeds the latency estimate; Failure raises it if the
+// attempt took longer than the estimate, counts as an error and adds 1 to
+// the failure penalty; Ignored only lowers the in-flight count.
 func (c Call) End(o Outcome) time.Duration {
 	e := c.e
 	if e == nil {
@@ -267,6 +269,7 @@ func (c Call) End(o Outcome) time.Duration {
 		e.failures.Add(1)
 		e.consecutive.Add(1)
 		e.recentErrs.add(ms, 1, e.clk.invTau)
+		e.penalty.add(ms, 1, penaltyInvTau)
 		e.lastError.Store(now)
 	}
 	return time.Duration(elapsed)
@@ -293,12 +296,15 @@ func (e *Endpoint) Latency() time.Duration {
 	return time.Duration(e.latency.at(stampOf(e.clk.nanos()), e.clk.invTau))
 }
 
-// ResetLatency forgets the latency estimate, as if the endpoint were new.
-// Call it when an endpoint comes back into rotation: the estimate it left
-// with (doubled by each failure) would otherwise keep latency-aware
-// balancers away from it until it decayed, while a zero estimate lets them
-// probe it at once.
-func (e *Endpoint) ResetLatency() { e.latency.w.Store(0) }
+// ResetLatency forgets the latency estimate and the failure penalty, as if
+// the endpoint were new. Call it when an endpoint comes back into rotation:
+// the estimate it left with (raised by its timeouts) would otherwise keep
+// latency-aware balancers away from it until it decayed, while a zero
+// estimate lets them probe it at once.
+func (e *Endpoint) ResetLatency() {
+	e.latency.w.Store(0)
+	e.penalty.w.Store(0)
+}
 
 // Tick is one reading of a store's clock, for reading the estimates of
 // several endpoints at the same instant with one clock read (a clock read
@@ -319,6 +325,24 @@ func (e *Endpoint) LatencyAt(t Tick) time.Duration {
 		return e.Latency()
 	}
 	return time.Duration(e.latency.at(t.ms, e.clk.invTau))
+}
+
+// Penalty returns the endpoint's failure penalty: its failures, each
+// counting 1 and fading by a factor e every [FailurePenaltyDecay] (250ms).
+// It is 0 for an endpoint that never failed, about n right after n
+// failures in a row, and a fiftieth of that a second later. The ewma
+// balancer multiplies an endpoint's cost by 2^Penalty.
+func (e *Endpoint) Penalty() float64 {
+	return e.penalty.at(stampOf(e.clk.nanos()), penaltyInvTau)
+}
+
+// PenaltyAt is Penalty decayed to t instead of now, with the same rules for
+// t as [Endpoint.LatencyAt].
+func (e *Endpoint) PenaltyAt(t Tick) float64 {
+	if t.clk != e.clk {
+		return e.Penalty()
+	}
+	return e.penalty.at(t.ms, penaltyInvTau)
 }
 
 // RecentErrors returns the number of recent failures, exponentially decayed

@@ -121,7 +121,7 @@ func TestCounters(t *testing.T) {
 	Call{}.End(Failure) // the zero Call does nothing
 	want := Snapshot{
 		Address: "10.0.0.1:80", Weight: 1, Usable: true, Requests: 4, Failures: 2,
-		Latency: 10 * time.Millisecond, RecentErrors: 2, LastError: clk.t,
+		Latency: 5 * time.Millisecond, RecentErrors: 2, LastError: clk.t,
 	}
 	got := e.Snapshot()
 	if diff := cmp.Diff(got, want); diff != "" {
@@ -162,23 +162,99 @@ func TestPeakEWMA(t *testing.T) {
 	if got := e.Latency(); got != time.Second {
 		t.Errorf("Latency() after a peak = %v, want 1s", got)
 	}
-	// A fast failure doubles the estimate.
-	observe(time.Millisecond, Failure)
-	if got := float64(e.Latency()); !approx(got, 2e9) {
-		t.Errorf("Latency() after a fast failure = %v, want 2s", time.Duration(got))
-	}
 	// Ignored outcomes leave it alone.
 	observe(time.Hour, Ignored)
 	clk.advance(-time.Hour)
-	if got := float64(e.Latency()); !approx(got, 2e9) {
-		t.Errorf("Latency() after Ignored = %v, want 2s", time.Duration(got))
+	if got := e.Latency(); got != time.Second {
+		t.Errorf("Latency() after Ignored = %v, want 1s", got)
 	}
-	// Failures cannot grow it without bound.
-	for range 200 {
-		observe(0, Failure)
-	}
+	// Samples cannot grow it without bound.
+	observe(2*time.Hour, Success)
 	if got := float64(e.Latency()); !approx(got, float64(time.Hour)) {
-		t.Errorf("Latency() after 200 failures = %v, want the 1h cap", time.Duration(got))
+		t.Errorf("Latency() after a 2h sample = %v, want the 1h cap", time.Duration(got))
+	}
+}
+
+// TestFailuresAndLatency: a failure never lowers the latency estimate and
+// never inflates it beyond its own duration; what a failure costs is the
+// failure penalty.
+//
+// Regression: a failure used to double the estimate, which then decayed
+// with the 10s latency time constant, so an endpoint that failed a few
+// times (a gray failure: fast 500s) was rated worst for seconds and got no
+// requests, and outlier detection never saw the consecutive failures it
+// ejects on.
+func TestFailuresAndLatency(t *testing.T) {
+	tests := []struct {
+		name     string
+		failures []time.Duration // durations of consecutive failures after a 10ms success
+		gap      time.Duration   // idle time before each failure
+		want     time.Duration
+	}{
+		{name: "a fast failure keeps the estimate", failures: []time.Duration{time.Millisecond}, want: 10 * time.Millisecond},
+		{name: "fast failures do not compound", failures: []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}, want: 10 * time.Millisecond},
+		{name: "a failure as slow as a success does not count double", failures: []time.Duration{10 * time.Millisecond}, want: 10 * time.Millisecond},
+		{name: "a slow failure raises it", failures: []time.Duration{500 * time.Millisecond}, want: 500 * time.Millisecond},
+		{
+			name: "a fast failure after a pause leaves the decayed estimate", failures: []time.Duration{time.Millisecond},
+			gap: DefaultDecay, want: time.Duration(10e6 * math.Exp(-1)),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, clk := newTestStore(t)
+			e := mustEnsure(t, s, "10.0.0.1:80", Attrs{})
+			c := e.Begin()
+			clk.advance(10 * time.Millisecond)
+			c.End(Success)
+			for _, d := range tt.failures {
+				clk.advance(tt.gap)
+				c := e.Begin()
+				clk.advance(d)
+				c.End(Failure)
+			}
+			if got := e.Latency(); !approx(float64(got), float64(tt.want)) {
+				t.Errorf("Latency() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPenalty(t *testing.T) {
+	s, clk := newTestStore(t)
+	e := mustEnsure(t, s, "10.0.0.1:80", Attrs{})
+	e.Begin().End(Success)
+	if got := e.Penalty(); got != 0 {
+		t.Fatalf("Penalty() without failures = %v, want 0", got)
+	}
+	for range 3 {
+		e.Begin().End(Failure)
+	}
+	if got := e.Penalty(); !approx(got, 3) {
+		t.Errorf("Penalty() after 3 failures = %v, want 3", got)
+	}
+	tick := e.Tick()
+	clk.advance(FailurePenaltyDecay)
+	if got, want := e.Penalty(), 3*math.Exp(-1); !approx(got, want) {
+		t.Errorf("Penalty() one FailurePenaltyDecay later = %v, want %v", got, want)
+	}
+	if got := e.PenaltyAt(tick); !approx(got, 3) {
+		t.Errorf("PenaltyAt(earlier tick) = %v, want 3", got)
+	}
+	e.Begin().End(Success)
+	if got, want := e.Penalty(), 3*math.Exp(-1); !approx(got, want) {
+		t.Errorf("Penalty() after a success = %v, want %v: successes do not clear it", got, want)
+	}
+	// The penalty lives on the short horizon, not on the latency's: a
+	// second after the failures it is nearly gone.
+	clk.advance(time.Second - FailurePenaltyDecay)
+	if got := e.Penalty(); got > 0.06 {
+		t.Errorf("Penalty() 1s after 3 failures = %v, want < 0.06", got)
+	}
+	e.Begin().End(Failure)
+	e.ResetLatency()
+	if got := e.Penalty(); got != 0 {
+		t.Errorf("Penalty() after ResetLatency = %v, want 0", got)
 	}
 }
 
@@ -320,7 +396,7 @@ func TestResetLatency(t *testing.T) {
 	e := mustEnsure(t, s, "10.0.0.1:80", Attrs{})
 	c := e.Begin()
 	clk.advance(40 * time.Millisecond)
-	c.End(Failure) // a failure counts double: 80ms
+	c.End(Failure) // a first failure is a sample: 40ms
 	if got := e.Latency(); got == 0 {
 		t.Fatalf("Latency() after a failure = 0, want an estimate")
 	}

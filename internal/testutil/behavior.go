@@ -27,7 +27,7 @@ const MaxDelay = time.Minute
 //
 // On the wire it is a JSON object:
 //
-//	{"status": 500, "delay": "100ms", "fail_ratio": 0.5, "health_status": 200}
+//	{"status": 500, "delay": "100ms", "jitter": "5ms", "fail_ratio": 0.5, "health_status": 200}
 type Behavior struct {
 	// Status, when non-zero, is the status traffic requests get: every one
 	// of them, or a FailRatio fraction when FailRatio > 0. It must be in
@@ -36,6 +36,11 @@ type Behavior struct {
 	// Delay is slept before every traffic answer. Zero means none. At most
 	// MaxDelay.
 	Delay time.Duration
+	// Jitter adds a random extra delay to Delay, exponentially distributed
+	// with mean Jitter and capped at MaxJitterFactor × Jitter: the long
+	// tail of a real service's latency (see [Behavior.TrafficDelay]). Zero
+	// means none. At most MaxDelay.
+	Jitter time.Duration
 	// FailRatio in [0, 1] is the fraction of traffic requests that fail
 	// with Status (500 when Status is zero). The failures are spread evenly
 	// and deterministically: with 0.5 every second request fails. Zero
@@ -50,6 +55,7 @@ type Behavior struct {
 type behaviorWire struct {
 	Status       int     `json:"status,omitempty"`
 	Delay        string  `json:"delay,omitempty"`
+	Jitter       string  `json:"jitter,omitempty"`
 	FailRatio    float64 `json:"fail_ratio,omitempty"`
 	HealthStatus int     `json:"health_status,omitempty"`
 }
@@ -59,6 +65,9 @@ func (b Behavior) MarshalJSON() ([]byte, error) {
 	w := behaviorWire{Status: b.Status, FailRatio: b.FailRatio, HealthStatus: b.HealthStatus}
 	if b.Delay != 0 {
 		w.Delay = b.Delay.String()
+	}
+	if b.Jitter != 0 {
+		w.Jitter = b.Jitter.String()
 	}
 	return json.Marshal(w)
 }
@@ -91,12 +100,18 @@ func ParseBehavior(data []byte) (Behavior, error) {
 		return Behavior{}, fmt.Errorf("%w: trailing data after the JSON object", ErrBadBehavior)
 	}
 	b := Behavior{Status: w.Status, FailRatio: w.FailRatio, HealthStatus: w.HealthStatus}
-	if w.Delay != "" {
-		d, err := time.ParseDuration(w.Delay)
-		if err != nil {
-			return Behavior{}, fmt.Errorf("%w: delay: invalid duration %q", ErrBadBehavior, w.Delay)
+	for _, f := range []struct {
+		name, in string
+		out      *time.Duration
+	}{{"delay", w.Delay, &b.Delay}, {"jitter", w.Jitter, &b.Jitter}} {
+		if f.in == "" {
+			continue
 		}
-		b.Delay = d
+		d, err := time.ParseDuration(f.in)
+		if err != nil {
+			return Behavior{}, fmt.Errorf("%w: %s: invalid duration %q", ErrBadBehavior, f.name, f.in)
+		}
+		*f.out = d
 	}
 	if err := b.Validate(); err != nil {
 		return Behavior{}, err
@@ -112,6 +127,8 @@ func (b Behavior) Validate() error {
 		return fmt.Errorf("%w: status: %d not in [200, 599]", ErrBadBehavior, b.Status)
 	case b.Delay < 0 || b.Delay > MaxDelay:
 		return fmt.Errorf("%w: delay: %s not in [0, %s]", ErrBadBehavior, b.Delay, MaxDelay)
+	case b.Jitter < 0 || b.Jitter > MaxDelay:
+		return fmt.Errorf("%w: jitter: %s not in [0, %s]", ErrBadBehavior, b.Jitter, MaxDelay)
 	case math.IsNaN(b.FailRatio) || b.FailRatio < 0 || b.FailRatio > 1:
 		return fmt.Errorf("%w: fail_ratio: %v not in [0, 1]", ErrBadBehavior, b.FailRatio)
 	case b.HealthStatus != 0 && (b.HealthStatus < 200 || b.HealthStatus > 599):
@@ -140,6 +157,21 @@ func (b Behavior) TrafficStatus(n uint64) int {
 	default:
 		return http.StatusOK
 	}
+}
+
+// MaxJitterFactor caps [Behavior.Jitter]'s extra delay at this many times
+// its mean.
+const MaxJitterFactor = 10
+
+// TrafficDelay returns how long a traffic answer waits under b, for u
+// drawn uniformly from [0, 1): Delay plus Jitter × −ln(1−u), at most
+// MaxJitterFactor × Jitter.
+func (b Behavior) TrafficDelay(u float64) time.Duration {
+	if b.Jitter == 0 {
+		return b.Delay
+	}
+	x := min(-math.Log1p(-u), MaxJitterFactor)
+	return b.Delay + time.Duration(x*float64(b.Jitter))
 }
 
 // Health returns the /healthz status under b.

@@ -18,8 +18,8 @@ var parseBehaviorTests = []struct {
 	wantErr string // substring; empty: no error
 }{
 	{name: "empty object", in: `{}`, want: Behavior{}},
-	{name: "all fields", in: `{"status": 500, "delay": "100ms", "fail_ratio": 0.5, "health_status": 200}`,
-		want: Behavior{Status: 500, Delay: 100 * time.Millisecond, FailRatio: 0.5, HealthStatus: 200}},
+	{name: "all fields", in: `{"status": 500, "delay": "100ms", "jitter": "5ms", "fail_ratio": 0.5, "health_status": 200}`,
+		want: Behavior{Status: 500, Delay: 100 * time.Millisecond, Jitter: 5 * time.Millisecond, FailRatio: 0.5, HealthStatus: 200}},
 	{name: "whitespace", in: " \n{\"status\":503}\n", want: Behavior{Status: 503}},
 	{name: "zero delay", in: `{"delay": "0s"}`, want: Behavior{}},
 	{name: "empty", in: ``, wantErr: "want a JSON object"},
@@ -36,6 +36,8 @@ var parseBehaviorTests = []struct {
 	{name: "delay garbage", in: `{"delay": "soon"}`, wantErr: `delay: invalid duration "soon"`},
 	{name: "delay negative", in: `{"delay": "-1s"}`, wantErr: "delay: -1s not in"},
 	{name: "delay huge", in: `{"delay": "2h"}`, wantErr: "delay: 2h0m0s not in"},
+	{name: "jitter garbage", in: `{"jitter": "some"}`, wantErr: `jitter: invalid duration "some"`},
+	{name: "jitter negative", in: `{"jitter": "-1ms"}`, wantErr: "jitter: -1ms not in"},
 	{name: "ratio high", in: `{"fail_ratio": 1.5}`, wantErr: "fail_ratio: 1.5 not in [0, 1]"},
 	{name: "ratio negative", in: `{"fail_ratio": -0.1}`, wantErr: "fail_ratio"},
 	{name: "health low", in: `{"health_status": 42}`, wantErr: "health_status: 42"},
@@ -119,6 +121,28 @@ func TestTrafficStatus(t *testing.T) {
 	}
 	if failed != 370 {
 		t.Errorf("failures in 1000 at 0.37 = %d, want 370", failed)
+	}
+}
+
+func TestTrafficDelay(t *testing.T) {
+	const ms = time.Millisecond
+	tests := []struct {
+		name string
+		b    Behavior
+		u    float64
+		want time.Duration
+	}{
+		{name: "no jitter", b: Behavior{Delay: 10 * ms}, u: 0.9, want: 10 * ms},
+		{name: "u 0", b: Behavior{Delay: 5 * ms, Jitter: 5 * ms}, u: 0, want: 5 * ms},
+		{name: "median", b: Behavior{Delay: 5 * ms, Jitter: 10 * ms}, u: 0.5, want: 5*ms + 6931471*time.Nanosecond}, // 10ms × ln 2
+		{name: "capped", b: Behavior{Jitter: 2 * ms}, u: 1 - 1e-12, want: MaxJitterFactor * 2 * ms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.b.TrafficDelay(tt.u); got != tt.want {
+				t.Errorf("TrafficDelay(%v) = %v, want %v", tt.u, got, tt.want)
+			}
+		})
 	}
 }
 

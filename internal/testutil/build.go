@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // BackendPackage is the package path of the test backend, relative to the
@@ -150,4 +152,18 @@ func moduleRoot() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("module root not found: `go env GOMOD` gave nothing and %s has no go.mod two levels up", file)
+}
+
+// Main runs the tests of a package that builds binaries: it checks for
+// leaked goroutines with goleak once they have run, removes the binaries
+// ([RemoveBuilds]) and exits. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { testutil.Main(m) }
+func Main(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if err := RemoveBuilds(); err != nil {
+			fmt.Fprintln(os.Stderr, "RemoveBuilds:", err)
+		}
+		os.Exit(code)
+	}))
 }

@@ -1,17 +1,36 @@
 // Package testutil starts real processes on loopback for end-to-end and
 // chaos tests: a programmable test backend, the gateway binary and, later,
-// other servers, plus a bounded load generator.
+// other servers, plus a bounded load generator that moves through a
+// scripted scenario.
 //
 // A typical chaos test builds nothing by hand:
 //
 //	b1 := testutil.StartBackend(t, "b1")
 //	b2 := testutil.StartBackend(t, "b2")
-//	// start the gateway in front of b1 and b2 with testutil.StartProcess ...
-//	var phase testutil.Phase
-//	phase.Set("steady")
-//	go func() { /* later */ phase.Set("kill"); b1.Kill(); phase.Set("freeze"); b2.Stop() }()
-//	res, err := testutil.RunLoad(ctx, testutil.LoadConfig{URL: gw, Rate: 200, MaxRequests: 300, Phase: phase.Label})
+//	gw := testutil.StartGateway(t, func(a testutil.GatewayAddrs) []byte {
+//		return testutil.Render(tmpl, config{Addrs: a, Endpoints: []string{b1.Addr(), b2.Addr()}})
+//	})
+//	run := testutil.StartScript(ctx, t, testutil.Script{
+//		Load: testutil.LoadConfig{URL: gw.URL + "/", Rate: 100, MaxRequests: 300, Duration: 10 * time.Second},
+//		Steps: []testutil.Step{
+//			{At: 50, Phase: "kill", Do: b1.Kill},
+//			{At: 150, Phase: "freeze", Do: b2.Stop},
+//		},
+//	})
+//	defer run.Stop()
+//	res := run.Run(t) // runs each step when its request starts, waits for the load
 //	t.Log(res.Table())
+//	testutil.CheckPhases(t, res, "steady", "kill", "freeze")
+//
+// # The gateway
+//
+// [StartGateway] builds ./cmd/rampart once per test binary, renders the
+// test's configuration for fresh loopback addresses, runs `rampart run -c`
+// and waits for the admin /readyz. The [Gateway] reads the admin API for
+// tests: [Gateway.Metric], [Gateway.Endpoints] and [Gateway.WaitEndpoint]
+// (GET /clusters/{name}, with each endpoint's health history), and
+// [Gateway.Favourite], the backend a latency-aware balancer prefers. Every
+// wait polls real processes every [PollEvery] under a deadline.
 //
 // # The backend binary
 //
@@ -48,14 +67,9 @@
 //
 // # Built binaries
 //
-// Binaries are built into a temporary directory per test process. Remove it
-// at the end of the test binary with [RemoveBuilds], for example through
-// goleak:
+// Binaries are built into a temporary directory per test process. [Main]
+// removes it at the end of the test binary ([RemoveBuilds]), after goleak
+// has checked for leaked goroutines:
 //
-//	func TestMain(m *testing.M) {
-//		goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-//			testutil.RemoveBuilds()
-//			os.Exit(code)
-//		}))
-//	}
+//	func TestMain(m *testing.M) { testutil.Main(m) }
 package testutil

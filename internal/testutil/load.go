@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,6 +75,10 @@ type LoadConfig struct {
 	// Success tells a good status from a bad one. Nil means 2xx and 3xx are
 	// good.
 	Success func(status int) bool
+	// Tag, when set, labels every response (before its body is read), for
+	// example by a header that says who answered; summaries count the
+	// non-empty tags. Nil tags nothing.
+	Tag func(resp *http.Response) string
 }
 
 // Phase is a settable label for [LoadConfig.Phase]: a chaos test sets it
@@ -106,6 +111,8 @@ type Outcome struct {
 	Status int
 	// Err is the transport or body-read error, if any.
 	Err error
+	// Tag is LoadConfig.Tag's label of the response, if any.
+	Tag string
 	// OK reports success: no error and a good status.
 	OK bool
 	// Canceled reports that the run's ctx ended while the request was in
@@ -126,6 +133,9 @@ type Summary struct {
 	// Errors holds up to 5 distinct error messages, in order of first
 	// occurrence.
 	Errors []string
+	// Tags counts responses by their non-empty LoadConfig.Tag label; nil
+	// when none was tagged.
+	Tags map[string]int
 }
 
 // LoadResult is the record of a run.
@@ -257,6 +267,9 @@ func sendOne(ctx context.Context, client *http.Client, method string, cfg LoadCo
 	resp, err := client.Do(req)
 	if err == nil {
 		o.Status = resp.StatusCode
+		if cfg.Tag != nil {
+			o.Tag = cfg.Tag(resp)
+		}
 		_, err = io.Copy(io.Discard, resp.Body)
 		if cerr := resp.Body.Close(); err == nil {
 			err = cerr
@@ -337,6 +350,12 @@ func Summarize(phase string, outcomes []Outcome) Summary {
 		if o.Status != 0 {
 			s.Statuses[o.Status]++
 		}
+		if o.Tag != "" {
+			if s.Tags == nil {
+				s.Tags = map[string]int{}
+			}
+			s.Tags[o.Tag]++
+		}
 		if o.Err != nil && len(s.Errors) < maxErrorExamples && !seen[o.Err.Error()] {
 			seen[o.Err.Error()] = true
 			s.Errors = append(s.Errors, o.Err.Error())
@@ -368,11 +387,17 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// Table renders the per-phase and overall summaries for t.Log.
+// Table renders the per-phase and overall summaries for t.Log, with a
+// column of tags when a response was tagged.
 func (r *LoadResult) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tsent\tok\tfailed\tcanceled\tp50\tp99\tmax\tstatuses\terrors")
+	tagged := slices.ContainsFunc(r.Outcomes, func(o Outcome) bool { return o.Tag != "" })
+	header := "phase\tsent\tok\tfailed\tcanceled\tp50\tp99\tmax\tstatuses\terrors"
+	if tagged {
+		header = "phase\tsent\tok\tfailed\tcanceled\tp50\tp99\tmax\tstatuses\ttags\terrors"
+	}
+	fmt.Fprintln(tw, header)
 	rows := r.Phases()
 	if len(rows) != 1 || rows[0].Phase != "" {
 		rows = append(rows, r.Summary())
@@ -380,14 +405,29 @@ func (r *LoadResult) Table() string {
 		rows = []Summary{r.Summary()}
 	}
 	for _, s := range rows {
+		statuses := formatStatuses(s.Statuses)
+		if tagged {
+			statuses += "\t" + formatCounts(s.Tags)
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
 			cmpOrString(s.Phase, `""`), s.Sent, s.OK, s.Failed, s.Canceled,
 			s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond),
-			formatStatuses(s.Statuses), strings.Join(s.Errors, "; "))
+			statuses, strings.Join(s.Errors, "; "))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "elapsed %s", r.Elapsed.Round(time.Millisecond))
 	return b.String()
+}
+
+func formatCounts(m map[string]int) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+":"+strconv.Itoa(m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
 }
 
 func formatStatuses(m map[int]int) string {

@@ -236,6 +236,22 @@ func TestRunLoadAgainstBackend(t *testing.T) {
 		}
 	})
 
+	t.Run("tags", func(t *testing.T) {
+		res, err := RunLoad(ctx, LoadConfig{
+			URL: b.URL() + "/", MaxRequests: 10, Concurrency: 2,
+			Tag: func(resp *http.Response) string { return "from " + resp.Header.Get("X-Backend-Name") },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(res.Summary().Tags, map[string]int{"from load": 10}); diff != "" {
+			t.Errorf("Summary().Tags (-got +want):\n%s", diff)
+		}
+		if table := res.Table(); !strings.Contains(table, "from load:10") {
+			t.Errorf("Table() lacks the tag count:\n%s", table)
+		}
+	})
+
 	t.Run("killed backend fails requests", func(t *testing.T) {
 		dead := StartBackend(t, "dead")
 		if err := dead.Kill(); err != nil {

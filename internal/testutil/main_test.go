@@ -2,25 +2,14 @@ package testutil
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if err := RemoveBuilds(); err != nil {
-			fmt.Fprintln(os.Stderr, "RemoveBuilds:", err)
-		}
-		os.Exit(code)
-	}))
-}
+func TestMain(m *testing.M) { Main(m) }
 
 // testCtx returns a context that ends with the test or after 30s.
 func testCtx(t *testing.T) context.Context {

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -84,7 +81,7 @@ func TestChaosKillAndFreeze(t *testing.T) {
 	}
 	for _, tc := range policies {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := testCtx(t, 30*time.Second)
+			ctx := testutil.Context(t, 30*time.Second)
 			backends := []*testutil.Backend{
 				testutil.StartBackend(t, "b1"),
 				testutil.StartBackend(t, "b2"),
@@ -97,46 +94,47 @@ func TestChaosKillAndFreeze(t *testing.T) {
 			gw := startGateway(t, chaosConfig(tc.policy, tc.hashOn, addrs))
 
 			var killed, frozen *testutil.Backend
-			var phase testutil.Phase
-			phase.Set("steady")
-			steps := []step{
+			steps := []testutil.Step{
 				{At: chaosKillAt, Phase: "kill", Do: func() (err error) {
-					if killed, err = favourite(ctx, gw, backends); err != nil {
+					if killed, err = gw.Favourite(ctx, "upstream", backends); err != nil {
 						return err
 					}
 					return killed.Kill()
 				}},
 				{At: chaosRestartAt, Phase: "restart", Do: func() error { killed.Restart(t); return nil }},
 				{At: chaosFreezeAt, Phase: "freeze", Do: func() (err error) {
-					if frozen, err = favourite(ctx, gw, backends); err != nil {
+					if frozen, err = gw.Favourite(ctx, "upstream", backends); err != nil {
 						return err
 					}
 					return frozen.Stop()
 				}},
 				{At: chaosThawAt, Phase: "thaw", Do: func() error { return frozen.Cont() }},
 			}
-			lr := startLoad(ctx, t, testutil.LoadConfig{
-				URL:         gw.URL + "/chaos",
-				Rate:        chaosRate,
-				MaxRequests: chaosRequests,
-				Duration:    10 * time.Second, // a bound of its own; MaxRequests ends the run first
-				// A frozen upstream holds up to a third of the requests
-				// for the per-try timeout (about 17 at a time); 48 in
-				// flight keep the rate up meanwhile.
-				Concurrency: 48,
-				Phase:       phase.Label,
-				Success:     func(code int) bool { return code == http.StatusOK },
-			}, steps)
-			defer lr.wait()
+			run := testutil.StartScript(ctx, t, testutil.Script{
+				Load: testutil.LoadConfig{
+					URL:         gw.URL + "/chaos",
+					Rate:        chaosRate,
+					MaxRequests: chaosRequests,
+					Duration:    10 * time.Second, // a bound of its own; MaxRequests ends the run first
+					// A frozen upstream holds up to a third of the requests
+					// for the per-try timeout (about 17 at a time); 48 in
+					// flight keep the rate up meanwhile.
+					Concurrency: 48,
+					Success:     func(code int) bool { return code == http.StatusOK },
+				},
+				Steps:   steps,
+				Request: withKey,
+			})
+			defer run.Stop()
 			defer func() { // never leave a backend frozen, whatever happens
 				if frozen != nil {
 					_ = frozen.Cont()
 				}
 			}()
-			res := lr.run(t, &phase, steps)
+			res := run.Run(t)
 			t.Logf("policy %s, killed %s, froze %s:\n%s", tc.policy, killed.Name(), frozen.Name(), res.Table())
 
-			checkPhases(t, res, "steady", "kill", "restart", "freeze", "thaw")
+			testutil.CheckPhases(t, res, "steady", "kill", "restart", "freeze", "thaw")
 			if s := res.Summary(); s.Sent != chaosRequests {
 				t.Errorf("sent %d requests, want %d", s.Sent, chaosRequests)
 			}
@@ -146,7 +144,7 @@ func TestChaosKillAndFreeze(t *testing.T) {
 			// job), so the failures are required across both, not on each.
 			var failed float64
 			for _, b := range []*testutil.Backend{killed, frozen} {
-				n, err := gw.metric(ctx, "rampart_upstream_attempts_total", fmt.Sprintf("endpoint=%q", b.Addr()), `outcome="failure"`)
+				n, err := gw.Metric(ctx, "rampart_upstream_attempts_total", fmt.Sprintf("endpoint=%q", b.Addr()), `outcome="failure"`)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -159,7 +157,7 @@ func TestChaosKillAndFreeze(t *testing.T) {
 			if failed == 0 {
 				t.Errorf("no failed attempt on either victim: the chaos did not reach the gateway")
 			}
-			retries, err := gw.metric(ctx, "rampart_upstream_retries_total")
+			retries, err := gw.Metric(ctx, "rampart_upstream_retries_total")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,46 +165,7 @@ func TestChaosKillAndFreeze(t *testing.T) {
 				t.Errorf("rampart_upstream_retries_total = %v, want >= %v: every failed attempt must be retried", retries, failed)
 			}
 			t.Logf("policy %s: %v failed attempts, %v retries", tc.policy, failed, retries)
-			gw.stop(t)
+			gw.Stop(t)
 		})
 	}
-}
-
-// favourite returns the backend with the lowest latency estimate in GET
-// /clusters: the one a latency-aware balancer sends the most to.
-func favourite(ctx context.Context, gw *gateway, backends []*testutil.Backend) (*testutil.Backend, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, gw.AdminURL+"/clusters", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := gw.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var clusters []struct {
-		Endpoints []struct {
-			Address   string  `json:"address"`
-			LatencyMs float64 `json:"latency_ewma_ms"`
-		} `json:"endpoints"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&clusters); err != nil {
-		return nil, fmt.Errorf("GET /clusters: %w", err)
-	}
-	if len(clusters) != 1 {
-		return nil, fmt.Errorf("GET /clusters: %d clusters, want 1", len(clusters))
-	}
-	var best *testutil.Backend
-	bestMs := math.Inf(1)
-	for _, e := range clusters[0].Endpoints {
-		for _, b := range backends {
-			if b.Addr() == e.Address && e.LatencyMs < bestMs {
-				best, bestMs = b, e.LatencyMs
-			}
-		}
-	}
-	if best == nil {
-		return nil, fmt.Errorf("GET /clusters: none of the backends listed")
-	}
-	return best, nil
 }

@@ -27,7 +27,7 @@ const (
 func runDefault(t *testing.T) *testutil.Process {
 	t.Helper()
 	return testutil.StartProcess(t, testutil.ProcessConfig{
-		Path: testutil.BuildBinary(t, rampartPackage),
+		Path: testutil.BuildBinary(t, testutil.RampartPackage),
 		Args: []string{"run"},
 		Dir:  t.TempDir(),
 		Name: "rampart",
@@ -37,8 +37,8 @@ func runDefault(t *testing.T) *testutil.Process {
 // waitStarted waits until p has bound every listener (it logs "admin
 // listening" after the last bind) or has exited; it reports which.
 func waitStarted(ctx context.Context, p *testutil.Process) (started bool, err error) {
-	err = poll(ctx, 10*time.Second, func() error {
-		if _, ok := findLine(p.Output(), 0, `"msg":"admin listening"`); ok {
+	err = testutil.Poll(ctx, 10*time.Second, func() error {
+		if _, ok := testutil.FindLine(p.Output(), 0, `"msg":"admin listening"`); ok {
 			started = true
 			return nil
 		}
@@ -60,7 +60,7 @@ func checkBindError(ctx context.Context, t *testing.T, p *testutil.Process, addr
 	if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != 1 {
 		t.Errorf("rampart run with %s taken: %v, want exit status 1", addr, err)
 	}
-	if _, ok := findLine(p.Output(), 0, "rampart:", addr, "address already in use"); !ok {
+	if _, ok := testutil.FindLine(p.Output(), 0, "rampart:", addr, "address already in use"); !ok {
 		t.Errorf("rampart run with %s taken: no line naming %s and \"address already in use\" in:\n%s",
 			addr, addr, strings.Join(p.Output(), "\n"))
 	}
@@ -74,7 +74,7 @@ func checkBindError(ctx context.Context, t *testing.T, p *testutil.Process, addr
 // ports are free, and the bind error when they are not.
 func TestDefaultConfigServes404Hint(t *testing.T) {
 	t.Run("port taken", func(t *testing.T) {
-		ctx := testCtx(t, 30*time.Second)
+		ctx := testutil.Context(t, 30*time.Second)
 		// Hold the admin port, which is bound first; if another process
 		// holds it already, the outcome is the same.
 		if ln, err := net.Listen("tcp", defaultAdmin); err == nil {
@@ -82,13 +82,13 @@ func TestDefaultConfigServes404Hint(t *testing.T) {
 		}
 		p := runDefault(t)
 		checkBindError(ctx, t, p, defaultAdmin)
-		if _, ok := findLine(p.Output(), 0, "no configuration file; serving the built-in default"); !ok {
+		if _, ok := testutil.FindLine(p.Output(), 0, "no configuration file; serving the built-in default"); !ok {
 			t.Errorf("no log line saying that the built-in default is served")
 		}
 	})
 
 	t.Run("ports free", func(t *testing.T) {
-		ctx := testCtx(t, 30*time.Second)
+		ctx := testutil.Context(t, 30*time.Second)
 		for _, addr := range []string{defaultAdmin, defaultListener} {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -110,7 +110,7 @@ func TestDefaultConfigServes404Hint(t *testing.T) {
 			return
 		}
 
-		c := &http.Client{Transport: newTransport(t), Timeout: clientTimeout}
+		c := &http.Client{Transport: testutil.NewTransport(t), Timeout: testutil.ClientTimeout}
 		for _, tc := range []struct {
 			name, url string
 			status    int

@@ -23,7 +23,7 @@ const reloadWait = 5 * time.Second
 // old ones stop getting it, and /metrics and the log count every reload
 // and its result.
 func TestReloadUnderLoad(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testutil.Context(t, 60*time.Second)
 	b1 := testutil.StartBackend(t, "b1")
 	b2 := testutil.StartBackend(t, "b2")
 	b3 := testutil.StartBackend(t, "b3")
@@ -43,7 +43,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	const reloads = "rampart_config_reloads_total"
 	reloadsAt := func(result string) float64 {
 		t.Helper()
-		n, err := gw.metric(ctx, reloads, result)
+		n, err := gw.Metric(ctx, reloads, result)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,11 +55,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	applied := func(want string) error {
 		ctx, cancel := context.WithTimeout(ctx, reloadWait)
 		defer cancel()
-		tick := time.NewTicker(pollEvery)
+		tick := time.NewTicker(testutil.PollEvery)
 		defer tick.Stop()
 		var got string
 		for {
-			st, h, err := gw.get(ctx, gw.URL+"/probe", nil)
+			st, h, err := gw.Get(ctx, gw.URL+"/probe", nil)
 			if err == nil && st == http.StatusOK {
 				if got = h.Get("X-Config-Version"); got == want {
 					return nil
@@ -67,7 +67,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("X-Config-Version = %q, want %q: %w", got, want, lastError(ctx.Err(), err))
+				return fmt.Errorf("X-Config-Version = %q, want %q: %w", got, want, testutil.LastError(ctx.Err(), err))
 			case <-tick.C:
 			}
 		}
@@ -84,10 +84,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	failed := func(want float64, trigger string, skip *int) error {
 		ctx, cancel := context.WithTimeout(ctx, reloadWait)
 		defer cancel()
-		if _, err := gw.waitMetric(ctx, func(v float64) bool { return v >= want }, reloads, failures); err != nil {
+		if _, err := gw.WaitMetric(ctx, func(v float64) bool { return v >= want }, reloads, failures); err != nil {
 			return err
 		}
-		line, err := gw.waitLog(ctx, *skip, "reload failed", `"trigger":"`+trigger+`"`, "no_such_key")
+		line, err := gw.WaitLog(ctx, *skip, "reload failed", `"trigger":"`+trigger+`"`, "no_such_key")
 		if err != nil {
 			return err
 		}
@@ -99,9 +99,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	var logSkip int
 	markLog := func() error { logSkip = len(gw.Proc.Output()); return nil }
 
-	var phase testutil.Phase
-	phase.Set("v1 {b1,b2}")
-	steps := []step{
+	steps := []testutil.Step{
 		{At: 40, Phase: "v2 {b2,b3}", Do: rewrite(version("v2", b2, b3))},
 		{At: 100, Phase: "v3 {b1,b3}", Do: rewrite(version("v3", b1, b3))},
 		{At: 160, Phase: "v4 {b2,b3}", Do: rewrite(version("v4", b2, b3))},
@@ -134,10 +132,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(ctx, reloadWait)
 			defer cancel()
-			if _, err := gw.waitMetric(ctx, func(v float64) bool { return v >= want }, reloads, successes); err != nil {
+			if _, err := gw.WaitMetric(ctx, func(v float64) bool { return v >= want }, reloads, successes); err != nil {
 				return err
 			}
-			line, err := gw.waitLog(ctx, logSkip, "configuration reloaded", `"trigger":"signal"`)
+			line, err := gw.WaitLog(ctx, logSkip, "configuration reloaded", `"trigger":"signal"`)
 			if err != nil {
 				return err
 			}
@@ -148,24 +146,27 @@ func TestReloadUnderLoad(t *testing.T) {
 		// previous one ended.
 		{At: 440, Phase: "after", Do: nil},
 	}
-	lr := startLoad(ctx, t, testutil.LoadConfig{
-		URL:         gw.URL + "/reload",
-		Rate:        100,
-		MaxRequests: 480,
-		Duration:    20 * time.Second,
-		Concurrency: 16,
-		Phase:       phase.Label,
-		Success:     func(code int) bool { return code == http.StatusOK },
-	}, steps)
-	defer lr.wait()
-	res := lr.run(t, &phase, steps)
+	run := testutil.StartScript(ctx, t, testutil.Script{
+		Load: testutil.LoadConfig{
+			URL:         gw.URL + "/reload",
+			Rate:        100,
+			MaxRequests: 480,
+			Duration:    20 * time.Second,
+			Concurrency: 16,
+			Success:     func(code int) bool { return code == http.StatusOK },
+		},
+		Start: "v1 {b1,b2}",
+		Steps: steps,
+	})
+	defer run.Stop()
+	res := run.Run(t)
 	t.Logf("reload under load:\n%s", res.Table())
 
-	var phases []string
+	phases := []string{"v1 {b1,b2}"}
 	for _, s := range steps {
 		phases = append(phases, s.Phase)
 	}
-	checkPhases(t, res, phases...)
+	testutil.CheckPhases(t, res, phases...)
 
 	if ok := reloadsAt(successes) - okBefore; ok < 5 {
 		t.Errorf("%s{%s} grew by %v, want >= 5 (v2, v3, v4, v5, SIGHUP)", reloads, successes, ok)

@@ -17,7 +17,7 @@ import (
 // request completes with 200, the gateway says it is not ready while it
 // drains (best effort, see below), and it exits 0.
 func TestGracefulShutdown(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
+	ctx := testutil.Context(t, 30*time.Second)
 	b1 := testutil.StartBackend(t, "b1")
 	gw := startGateway(t, gatewayConfig{Endpoints: []string{b1.Addr()}})
 
@@ -34,7 +34,7 @@ func TestGracefulShutdown(t *testing.T) {
 			slow <- result{err: err}
 			return
 		}
-		resp, err := gw.client.Do(req)
+		resp, err := gw.Client.Do(req)
 		if err != nil {
 			slow <- result{err: err}
 			return
@@ -45,7 +45,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 
 	// SIGTERM only once the slow request has reached the upstream.
-	if err := poll(ctx, 5*time.Second, func() error {
+	if err := testutil.Poll(ctx, 5*time.Second, func() error {
 		s, err := b1.Stats(ctx)
 		if err != nil {
 			return err
@@ -66,7 +66,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// exits.
 	readyz := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}, Timeout: time.Second}
 	var seen []string
-	_ = poll(ctx, 5*time.Second, func() error {
+	_ = testutil.Poll(ctx, 5*time.Second, func() error {
 		if gw.Proc.Exited() {
 			seen = append(seen, "exited")
 			return nil
@@ -112,30 +112,11 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	out := gw.Proc.Output()
 	for _, want := range []string{`"msg":"shutting down"`, `"msg":"stopped"`} {
-		if _, ok := findLine(out, 0, want); !ok {
+		if _, ok := testutil.FindLine(out, 0, want); !ok {
 			t.Errorf("no log line with %s", want)
 		}
 	}
-	if _, ok := findLine(out, 0, "drain did not finish"); ok {
+	if _, ok := testutil.FindLine(out, 0, "drain did not finish"); ok {
 		t.Errorf("the drain did not finish within the grace period")
-	}
-}
-
-// poll calls f every pollEvery until it returns nil, for at most d.
-func poll(ctx context.Context, d time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return lastError(ctx.Err(), err)
-		case <-tick.C:
-		}
 	}
 }

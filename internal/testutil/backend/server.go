@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -125,7 +126,7 @@ func (s *server) traffic(w http.ResponseWriter, r *http.Request) {
 	bodyLen, _ := io.Copy(io.Discard, r.Body)
 
 	st := s.behavior.Load()
-	delay := st.b.Delay
+	delay := st.b.TrafficDelay(rand.Float64())
 	if k.delaySet {
 		delay = k.delay
 	}
