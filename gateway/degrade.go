@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/rampart-ha/rampart/gateway/config"
-	"github.com/rampart-ha/rampart/resilience/adaptive"
-	"github.com/rampart-ha/rampart/resilience/bulkhead"
 	"github.com/rampart-ha/rampart/resilience/fallback"
 )
 
@@ -177,11 +175,6 @@ func shedReason(err error) string {
 		return "emergency"
 	}
 	return "shed"
-}
-
-// overloaded reports a refusal by a cluster's limits.
-func overloaded(err error) bool {
-	return errors.Is(err, bulkhead.ErrFull) || errors.Is(err, adaptive.ErrLimited)
 }
 
 // compileFallback builds a route's fallback; the cluster must be in t.
