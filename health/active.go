@@ -123,6 +123,22 @@ func (m *Monitor) record(st *state, gen uint64, c Check) (time.Duration, bool) {
 		}
 	}
 	edge := c.OK == st.unhealthy // the result disagrees with the state
+	if st.ejected && !st.awaiting && st.detector == DetectorConsecutiveLocalOriginFailure {
+		// Ejected because connections failed or timed out: a probe that
+		// now connects and passes is evidence of recovery (the process
+		// came back) that a gray failure's passing probes are not, so
+		// passes after the ejection readmit it before its time runs out,
+		// as Envoy's successful_active_health_check_uneject_host does.
+		edge = true
+		if c.OK {
+			st.readmitOK++
+		} else {
+			st.readmitOK = 0
+		}
+		if st.readmitOK >= m.outlier.ReadmitAfterProbes {
+			m.readmit(st, "after "+plural(st.readmitOK, "passing probe", "passing probes")+" following connection failures", now)
+		}
+	}
 	if st.awaiting {
 		edge = true
 		if c.OK {

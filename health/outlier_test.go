@@ -307,6 +307,50 @@ func TestReadmitAfterProbes(t *testing.T) {
 	}
 }
 
+// TestReadmitAfterConnectionFailures: an endpoint ejected because its
+// connections failed is readmitted by passing probes before its ejection
+// time runs out; one ejected for 5xx answers is not.
+func TestReadmitAfterConnectionFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		result Result
+		want   State // at 3s, well before the 30s ejection time ends
+	}{
+		{"connection failures", LocalOriginFailure, StateHealthy},
+		{"5xx answers", Failure5xx, StateEjected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				eps := cluster(t, 1)
+				ep := eps[0]
+				f := newFakeProber()
+				f.set(ep.Address(), P, P, P, P, P, P)
+				m := newMonitor(t, Config{
+					Rand:    zero,
+					Active:  &ActiveConfig{Interval: time.Second, EdgeInterval: 500 * time.Millisecond, Timeout: 100 * time.Millisecond},
+					Outlier: &OutlierConfig{BaseEjectionTime: 30 * time.Second},
+				}, f)
+				m.Update(endpoint.NewSet(ep))
+				time.Sleep(100 * time.Millisecond)
+				observeN(m, ep, tt.result, DefaultConsecutive5xx)
+				if mustStatus(t, m, ep.Address()).State != StateEjected {
+					t.Fatal("not ejected")
+				}
+				time.Sleep(3 * time.Second)
+				synctest.Wait()
+				s := mustStatus(t, m, ep.Address())
+				if s.State != tt.want {
+					t.Errorf("3s after the ejection: State %v, Reason %q; want %v", s.State, s.Reason, tt.want)
+				}
+				if tt.want == StateHealthy && !strings.Contains(s.Reason, "passing probes following connection failures") {
+					t.Errorf("Reason %q does not say why it was readmitted", s.Reason)
+				}
+			})
+		})
+	}
+}
+
 // clockOf formats the bubble time d after its start (midnight UTC).
 func clockOf(d time.Duration) string {
 	return clock(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(d))
