@@ -218,6 +218,7 @@ type ClusterState struct {
 	InFlight  *int            `json:"limit_in_flight,omitempty"`
 	Queued    *int            `json:"limit_queued,omitempty"`
 	Adaptive  *int            `json:"adaptive_limit,omitempty"`
+	Discovery *DiscoveryState `json:"discovery,omitempty"`
 }
 
 func (g *Gateway) clusterStates(only string) []ClusterState {
@@ -243,6 +244,10 @@ func (g *Gateway) clusterStates(only string) []ClusterState {
 			cs.Endpoints = append(cs.Endpoints, es)
 		}
 		cs.Panic = cl.tiered.Panic()
+		if cl.disc != nil {
+			ds := cl.disc.state()
+			cs.Discovery = &ds
+		}
 		cs.Levels = []LevelState{}
 		for _, l := range cl.tiered.Levels() {
 			cs.Levels = append(cs.Levels, LevelState(l))

@@ -27,15 +27,9 @@ func (g *Gateway) buildBreakers(next map[string]carried, cc config.Cluster, eps 
 	fp := fmt.Sprintf("%+v", *cc.CircuitBreaker)
 	out := make([]*breaker.Breaker, len(eps))
 	for i, ep := range eps {
-		addr, cluster := ep.Address(), cc.Name
+		addr := ep.Address()
 		b, err := carryGet(g.carry, next, "breaker/"+addr, fp, func() (*breaker.Breaker, func(), error) {
-			c := bc
-			c.OnStateChange = func(from, to breaker.State) {
-				g.metrics.breakerMoves.WithLabelValues(cluster, addr, to.String()).Inc()
-				g.log.Warn("endpoint circuit breaker changed state", "cluster", cluster, "endpoint", addr,
-					"from", from.String(), "to", to.String())
-			}
-			b, err := breaker.New(c)
+			b, err := g.newEndpointBreaker(cc.Name, addr, bc)
 			return b, nil, err
 		})
 		if err != nil {
@@ -44,6 +38,17 @@ func (g *Gateway) buildBreakers(next map[string]carried, cc config.Cluster, eps 
 		out[i] = b
 	}
 	return out, nil
+}
+
+// newEndpointBreaker returns a breaker for the endpoint at addr whose
+// changes are logged and counted.
+func (g *Gateway) newEndpointBreaker(cluster, addr string, bc breaker.Config) (*breaker.Breaker, error) {
+	bc.OnStateChange = func(from, to breaker.State) {
+		g.metrics.breakerMoves.WithLabelValues(cluster, addr, to.String()).Inc()
+		g.log.Warn("endpoint circuit breaker changed state", "cluster", cluster, "endpoint", addr,
+			"from", from.String(), "to", to.String())
+	}
+	return breaker.New(bc)
 }
 
 // hangBreakers puts the table's breakers on their endpoints, and takes a

@@ -55,16 +55,19 @@ func (t *table) match(r *http.Request) *route {
 
 // cluster is one compiled cluster.
 type cluster struct {
-	name      string
-	scheme    string
-	members   atomic.Pointer[members] // replaced whole when discovery changes them
-	balancer  balancer.Balancer
-	tiered    *balancer.Tiered  // the balancer under any sticky wrapper: levels, panic
-	sticky    *balancer.Sticky  // nil without sticky sessions
-	health    *health.Monitor   // nil without health checks and outlier detection
-	transport http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
-	bulkhead  *bulkhead.Bulkhead
-	adaptive  *adaptive.Limiter
+	name       string
+	scheme     string
+	members    atomic.Pointer[members] // replaced whole when discovery changes them
+	static     []config.Endpoint       // the configured endpoints
+	disc       *discoverer             // nil without discovery
+	breakerCfg *breaker.Config         // nil without circuit_breaker
+	balancer   balancer.Balancer
+	tiered     *balancer.Tiered  // the balancer under any sticky wrapper: levels, panic
+	sticky     *balancer.Sticky  // nil without sticky sessions
+	health     *health.Monitor   // nil without health checks and outlier detection
+	transport  http.RoundTripper // upstream.Transport for plain HTTP/1.1, http.Transport otherwise
+	bulkhead   *bulkhead.Bulkhead
+	adaptive   *adaptive.Limiter
 
 	// served and failed count requests while automatic degradation is on.
 	served, failed atomic.Uint64
@@ -143,14 +146,18 @@ func (g *Gateway) buildCluster(next map[string]carried, cc config.Cluster, zone 
 	if cc.TLS.Enabled {
 		cl.scheme = "https"
 	}
-	m := &members{stats: make(map[*endpoint.Endpoint]*endpointStats, len(cc.Endpoints))}
-	for i, ec := range cc.Endpoints {
-		ep, err := g.store.Ensure(ec.Address, endpoint.Attrs{Weight: ec.Weight, Zone: ec.Zone, Priority: ec.Priority, Metadata: ec.Metadata})
-		if err != nil {
-			return nil, fmt.Errorf("endpoints[%d]: %w", i, err)
-		}
-		m.eps = append(m.eps, ep)
-		m.stats[ep] = newEndpointStats(g.metrics, cc.Name, ep)
+	cl.static = cc.Endpoints
+	if cc.CircuitBreaker != nil {
+		bc := cc.CircuitBreaker.BreakerConfig()
+		cl.breakerCfg = &bc
+	}
+	var err error
+	if cl.disc, err = g.buildDiscoverer(next, cc); err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	m, err := g.membership(cl, nil)
+	if err != nil {
+		return nil, err
 	}
 
 	bcfg := balancer.Config{}

@@ -41,13 +41,15 @@ var (
 		[]string{"cluster", "endpoint", "state"}, nil)
 	descMode = prometheus.NewDesc("rampart_gateway_degradation_mode",
 		"1 for the gateway's current degradation mode (normal, degraded, emergency), 0 for the others.", []string{"mode"}, nil)
+	descDiscoveryUp = prometheus.NewDesc("rampart_discovery_up",
+		"1 while a cluster's discovery source answers, 0 while the cluster serves from the last endpoints it reported.", []string{"cluster"}, nil)
 	descPanic = prometheus.NewDesc("rampart_cluster_panic",
 		"1 while some priority level of the cluster is in panic mode (routing to unhealthy endpoints too), else 0.", []string{"cluster"}, nil)
 )
 
 func (c tableCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBudgetExhausted, descHedges, descHedgesWon, descEndpointInFlight,
-		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic, descBreakerState, descMode} {
+		descEndpointLatency, descQueued, descClusterInFlight, descAdaptiveLimit, descEndpoints, descPanic, descBreakerState, descMode, descDiscoveryUp} {
 		ch <- d
 	}
 }
@@ -100,6 +102,13 @@ func (c tableCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for state, n := range map[string]int{"healthy": healthy, "unhealthy": unhealthy, "ejected": ejected, "draining": draining} {
 			ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(n), cl.name, state)
+		}
+		if cl.disc != nil {
+			up := 0.0
+			if cl.disc.state().Reachable {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descDiscoveryUp, prometheus.GaugeValue, up, cl.name)
 		}
 		panicking := 0.0
 		if cl.tiered.Panic() {

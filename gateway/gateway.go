@@ -53,8 +53,12 @@ type Gateway struct {
 
 	table atomic.Pointer[table]
 
-	applyMu   sync.Mutex // serializes Apply
-	carry     *carry     // state kept across reloads, guarded by applyMu
+	applyMu sync.Mutex // serializes Apply
+	// membersMu serializes changes of clusters' membership by discovery
+	// (see applyDiscovered). Apply takes it after applyMu, never while a
+	// discovery source may be waiting for it with applyMu held.
+	membersMu sync.Mutex
+	carry     *carry // state kept across reloads, guarded by applyMu
 	accessOut io.Writer
 }
 
@@ -118,8 +122,16 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		return err
 	}
 	prev := g.table.Swap(t)
+	// Closing dropped discovery sources waits for them; they may be
+	// waiting for membersMu, which is free here.
 	g.carry.swap(next)
 	t.hangBreakers()
+	for _, cl := range t.order {
+		if cl.disc != nil {
+			// Sets reported while the table was built reached the old one.
+			g.applyDiscovered(cl.disc)
+		}
+	}
 	for _, cl := range t.order {
 		if prev != nil {
 			if old := prev.clusters[cl.name]; old != nil && old.health != cl.health {

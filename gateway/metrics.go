@@ -10,21 +10,22 @@ import (
 // the Registerer given to New, never on the global one, and survive
 // reloads: routes and clusters are labels, not collectors.
 type metrics struct {
-	requests     *prometheus.CounterVec   // route, cluster, code
-	duration     *prometheus.HistogramVec // route, cluster
-	inFlight     prometheus.Gauge
-	attempts     *prometheus.CounterVec   // cluster, endpoint, outcome
-	upstreamTime *prometheus.HistogramVec // cluster
-	retries      *prometheus.CounterVec   // route, reason
-	rejections   *prometheus.CounterVec   // route, cluster, limit
-	queueWait    *prometheus.HistogramVec // cluster
-	reloads      *prometheus.CounterVec   // result
-	lastReload   prometheus.Gauge
-	ejections    *prometheus.CounterVec // cluster, detector
-	breakerMoves *prometheus.CounterVec // cluster, endpoint, to
-	fallbacks    *prometheus.CounterVec // route, kind, reason
-	staleServed  *prometheus.CounterVec // route
-	modeSwitches *prometheus.CounterVec // to
+	requests        *prometheus.CounterVec   // route, cluster, code
+	duration        *prometheus.HistogramVec // route, cluster
+	inFlight        prometheus.Gauge
+	attempts        *prometheus.CounterVec   // cluster, endpoint, outcome
+	upstreamTime    *prometheus.HistogramVec // cluster
+	retries         *prometheus.CounterVec   // route, reason
+	rejections      *prometheus.CounterVec   // route, cluster, limit
+	queueWait       *prometheus.HistogramVec // cluster
+	reloads         *prometheus.CounterVec   // result
+	lastReload      prometheus.Gauge
+	ejections       *prometheus.CounterVec // cluster, detector
+	breakerMoves    *prometheus.CounterVec // cluster, endpoint, to
+	fallbacks       *prometheus.CounterVec // route, kind, reason
+	staleServed     *prometheus.CounterVec // route
+	modeSwitches    *prometheus.CounterVec // to
+	discoveryErrors *prometheus.CounterVec // cluster
 }
 
 // latencyBuckets suit an HTTP gateway: from a fast cache hit to a slow
@@ -96,11 +97,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "rampart", Subsystem: "gateway", Name: "degradation_switches_total",
 			Help: "Switches of the gateway's degradation mode, by the mode switched to.",
 		}, []string{"to"}),
+		discoveryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rampart", Subsystem: "discovery", Name: "errors_total",
+			Help: "Times a cluster's discovery source could not be reached, by cluster; the cluster keeps its last endpoints.",
+		}, []string{"cluster"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.inFlight, m.attempts, m.upstreamTime, m.retries,
 		m.rejections, m.queueWait, m.reloads, m.lastReload, m.ejections,
-		m.breakerMoves, m.fallbacks, m.staleServed, m.modeSwitches,
+		m.breakerMoves, m.fallbacks, m.staleServed, m.modeSwitches, m.discoveryErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -519,8 +519,15 @@ type Cluster struct {
 	Name string `yaml:"name"`
 
 	// Endpoints are the cluster's static endpoints; at least one is
-	// required.
+	// required unless Discovery is set, which adds its own.
 	Endpoints []Endpoint `yaml:"endpoints"`
+
+	// Discovery, when set, adds the endpoints a discovery source reports:
+	// a Rampart registry service, an etcd prefix or a DNS name. Changes
+	// reach the balancer as they come; when the source cannot be reached
+	// the cluster keeps the last endpoints it reported. Nil (the default):
+	// static endpoints only.
+	Discovery *Discovery `yaml:"discovery,omitempty"`
 
 	// LB is the load-balancing policy.
 	LB LB `yaml:"lb"`
@@ -565,6 +572,53 @@ type Cluster struct {
 	// just added or readmitted over a window. Nil (the default): an
 	// endpoint gets its full share at once.
 	SlowStart *SlowStart `yaml:"slow_start,omitempty"`
+}
+
+// Discovery names one discovery source: set exactly one field.
+type Discovery struct {
+	// Registry watches a service of a Rampart registry.
+	Registry *RegistryDiscovery `yaml:"registry,omitempty"`
+	// DNS resolves a name again and again.
+	DNS *DNSDiscovery `yaml:"dns,omitempty"`
+	// Etcd watches a key prefix of an etcd cluster.
+	Etcd *EtcdDiscovery `yaml:"etcd,omitempty"`
+}
+
+// RegistryDiscovery watches one service of a Rampart registry: its passing
+// instances (and, while the service is protected, its critical ones) are
+// the endpoints; an instance's metadata key "priority" sets its priority.
+type RegistryDiscovery struct {
+	// Addresses are the registry servers' base URLs
+	// (http://10.0.0.5:8500); the gateway fails over between them. At
+	// least one is required.
+	Addresses []string `yaml:"addresses"`
+	// Service is the service's name; required.
+	Service string `yaml:"service"`
+}
+
+// DNSDiscovery resolves Name every Interval: A and AAAA records with Port,
+// or SRV records, which carry their own ports, weights and priorities.
+type DNSDiscovery struct {
+	// Name is the name to resolve; required.
+	Name string `yaml:"name"`
+	// Port is the endpoints' port for A/AAAA records, in [1, 65535];
+	// required unless SRV.
+	Port int `yaml:"port,omitempty"`
+	// SRV resolves SRV records instead. Default false.
+	SRV bool `yaml:"srv,omitempty"`
+	// Interval between resolutions. Default 5s; at least 100ms.
+	Interval Duration `yaml:"interval"`
+}
+
+// EtcdDiscovery watches the keys under Prefix in an etcd cluster. Each
+// value is a registry instance in JSON (as a Rampart registry on etcd
+// writes them) or a plain host:port.
+type EtcdDiscovery struct {
+	// Endpoints are the etcd members' client addresses (host:port or
+	// http://host:port); at least one is required.
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is the key prefix; required, starts with "/".
+	Prefix string `yaml:"prefix"`
 }
 
 // CircuitBreaker configures the per-endpoint circuit breakers of a

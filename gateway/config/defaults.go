@@ -36,6 +36,7 @@ const (
 	DefaultAdaptiveMax        = 1000
 	DefaultBodyContentType    = "text/plain; charset=utf-8"
 	DefaultSlowStartWindow    = Duration(30 * time.Second)
+	DefaultDNSInterval        = Duration(5 * time.Second)
 	DefaultStaleMaxAge        = Duration(5 * time.Minute)
 	DefaultStaleMaxBytes      = 16 * MiB
 	DefaultStaleMaxEntryBytes = 256 * KiB
@@ -225,6 +226,8 @@ func (s *SlowStart) setDefaults() {
 
 func (f *FallbackResponse) setDefaults() { f.Status = 200 }
 
+func (d *DNSDiscovery) setDefaults() { d.Interval = DefaultDNSInterval }
+
 func (d *DegradationAuto) setDefaults() {
 	*d = DegradationAuto{
 		DegradedAt:   0.5,
@@ -263,4 +266,5 @@ var (
 	_ defaulter = (*FallbackResponse)(nil)
 	_ defaulter = (*StaleIfError)(nil)
 	_ defaulter = (*DegradationAuto)(nil)
+	_ defaulter = (*DNSDiscovery)(nil)
 )

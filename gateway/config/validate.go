@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rampart-ha/rampart/endpoint"
 	"github.com/rampart-ha/rampart/health"
+	"github.com/rampart-ha/rampart/registry"
 	"github.com/rampart-ha/rampart/resilience/breaker"
 )
 
@@ -407,6 +409,66 @@ func (v validator) degradation(p string, a *DegradationAuto) {
 	}
 }
 
+func (v validator) discovery(p string, d *Discovery) {
+	var set []string
+	if d.Registry != nil {
+		set = append(set, "registry")
+	}
+	if d.DNS != nil {
+		set = append(set, "dns")
+	}
+	if d.Etcd != nil {
+		set = append(set, "etcd")
+	}
+	if len(set) != 1 {
+		v.errorf(p, "give exactly one of registry, dns or etcd, got %d", len(set))
+	}
+	if r := d.Registry; r != nil {
+		rp := p + ".registry"
+		if len(r.Addresses) == 0 {
+			v.errorf(rp+".addresses", "at least one registry address is required")
+		}
+		for i, a := range r.Addresses {
+			if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.errorf(index(rp+".addresses", i), "want a base URL such as http://127.0.0.1:8500, got %q", a)
+			}
+		}
+		if fe := registry.ValidateService(r.Service); fe != nil {
+			v.errorf(rp+".service", "%s", fe.Message)
+		}
+	}
+	if n := d.DNS; n != nil {
+		np := p + ".dns"
+		if n.Name == "" || strings.ContainsAny(n.Name, " /:@") {
+			v.errorf(np+".name", "want a DNS name such as api.internal, got %q", n.Name)
+		}
+		switch {
+		case n.SRV && n.Port != 0:
+			v.errorf(np+".port", "not used with srv: SRV records carry their ports")
+		case !n.SRV && (n.Port < 1 || n.Port > 65535):
+			v.errorf(np+".port", "must be in [1, 65535], got %d", n.Port)
+		}
+		if n.Interval < Duration(100*time.Millisecond) {
+			v.errorf(np+".interval", "must be at least 100ms, got %s", n.Interval)
+		}
+	}
+	if e := d.Etcd; e != nil {
+		ep := p + ".etcd"
+		if len(e.Endpoints) == 0 {
+			v.errorf(ep+".endpoints", "at least one etcd endpoint is required")
+		}
+		for i, a := range e.Endpoints {
+			hp := strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://")
+			if msg := checkHostPort(hp, false, true); msg != "" {
+				v.errorf(index(ep+".endpoints", i), "invalid etcd endpoint %q: %s", a, msg)
+			}
+		}
+		if !strings.HasPrefix(e.Prefix, "/") {
+			v.errorf(ep+".prefix", "must start with \"/\", got %q", e.Prefix)
+		}
+	}
+}
+
 func (v validator) slowStart(p string, s *SlowStart) {
 	if s.Window <= 0 {
 		v.errorf(p+".window", "must be > 0, got %s", s.Window)
@@ -709,8 +771,11 @@ func (v validator) failover(p string, f *Failover) {
 }
 
 func (v validator) cluster(p string, c *Cluster) {
-	if len(c.Endpoints) == 0 {
-		v.errorf(p+".endpoints", "at least one endpoint is required")
+	if len(c.Endpoints) == 0 && c.Discovery == nil {
+		v.errorf(p+".endpoints", "at least one endpoint is required (or a discovery source)")
+	}
+	if c.Discovery != nil {
+		v.discovery(p+".discovery", c.Discovery)
 	}
 	seen := map[string]string{}
 	for i, e := range c.Endpoints {
