@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,8 +50,18 @@ type Config struct {
 	// DefaultSweepInterval (100ms).
 	SweepInterval time.Duration
 	// FlushInterval is how often heartbeat times go to a Store that is a
-	// HeartbeatFlusher. Zero means DefaultFlushInterval (1s).
+	// HeartbeatFlusher. Zero means DefaultFlushInterval (1s). Flushes run
+	// in a goroutine of their own: a slow Store never delays the sweep.
 	FlushInterval time.Duration
+	// Shared says that several registry servers share the Store, as they
+	// can share an etcd prefix. Each server then expires only the
+	// instances it owns (see the package doc, "Several servers on one
+	// store"), and instances loaded at start-up are owned by none until a
+	// heartbeat arrives. A Store with a method
+	// Renew(ctx, service, id string) error, as etcdstore.Store has, is
+	// taken as shared whatever this field says; false otherwise means one
+	// server owns every instance (the embedded store).
+	Shared bool
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives protection-mode changes and store failures. Nil
@@ -72,6 +83,7 @@ type Registry struct {
 	store   Store
 	applier Applier          // nil when the Store is not one
 	flusher HeartbeatFlusher // nil when the Store is not one
+	shared  bool             // Config.Shared, or the Store renews leases
 	log     *slog.Logger
 	m       *metrics
 
@@ -99,17 +111,28 @@ type service struct {
 
 	mu        sync.RWMutex
 	entries   map[string]*entry
-	index     uint64
+	tombs     map[string]uint64 // id -> index of a delete not yet seen on the Store's watch
+	index     uint64            // the index of the newest published change
+	gen       uint64            // publications so far
 	protected bool
 	changed   chan struct{} // closed and replaced on every change
 	watchers  atomic.Int64
 }
 
-// entry is one instance. inst is immutable except inst.State, which
-// changes under service.mu held for writing.
+// tombPending is the tomb of an instance whose delete found its key gone
+// already (an etcd lease expired first): the index of that expiry is
+// unknown, so every write of the instance is ignored until the Store's
+// watch reports the delete or a re-List.
+const tombPending = math.MaxUint64
+
+// entry is one instance. inst, ttl, index and local change under
+// service.mu held for writing (inst is replaced, never modified in
+// place, except inst.State).
 type entry struct {
 	inst      Instance
 	ttl       time.Duration
+	index     uint64       // the Store index of the write memory holds
+	local     bool         // this server owns the lease: it expires it
 	leaseFrom int64        // unix ns; a restart renews every lease once
 	beat      atomic.Int64 // unix ns of the last heartbeat
 	flushed   atomic.Int64 // the last beat given to the HeartbeatFlusher
@@ -175,23 +198,35 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r.applier, _ = cfg.Store.(Applier)
 	r.flusher, _ = cfg.Store.(HeartbeatFlusher)
-	if err := r.load(); err != nil {
+	_, renews := cfg.Store.(renewer)
+	r.shared = cfg.Shared || renews
+	idx, err := r.load()
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(1)
+	r.wg.Add(3)
 	go r.loop(ctx)
+	go r.flushLoop(ctx)
+	go r.watchLoop(ctx, idx)
 	return r, nil
 }
 
-// load fills memory from the Store and renews every lease as of now.
-func (r *Registry) load() error {
+// renewer is a Store whose keys hold leases of their own (etcdstore): the
+// sign of a Store that several servers share.
+type renewer interface {
+	Renew(ctx context.Context, service, id string) error
+}
+
+// load fills memory from the Store, renews every lease as of now and
+// returns the Store's index. On a shared Store no instance is owned yet.
+func (r *Registry) load() (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	insts, idx, err := r.store.List(ctx)
 	if err != nil {
-		return fmt.Errorf("registry: loading instances: %w", err)
+		return 0, fmt.Errorf("registry: loading instances: %w", err)
 	}
 	r.index.Store(idx)
 	now := r.cfg.Now().UnixNano()
@@ -202,6 +237,7 @@ func (r *Registry) load() error {
 		}
 		e := r.newEntry(inst)
 		e.leaseFrom = now
+		e.index, e.local = idx, !r.shared
 		e.flushed.Store(e.beat.Load())
 		svc.entries[inst.ID] = e
 		svc.index = idx
@@ -209,7 +245,7 @@ func (r *Registry) load() error {
 	for _, svc := range r.services {
 		r.m.setCounts(svc)
 	}
-	return nil
+	return idx, nil
 }
 
 func (r *Registry) newEntry(inst Instance) *entry {
@@ -227,7 +263,7 @@ func (r *Registry) newEntry(inst Instance) *entry {
 func (r *Registry) serviceLocked(name string) *service {
 	svc := r.services[name]
 	if svc == nil {
-		svc = &service{name: name, entries: make(map[string]*entry), changed: make(chan struct{})}
+		svc = &service{name: name, entries: make(map[string]*entry), tombs: make(map[string]uint64), changed: make(chan struct{})}
 		r.services[name] = svc
 		close(r.created)
 		r.created = make(chan struct{})
@@ -247,6 +283,7 @@ func (r *Registry) changedLocked(svc *service, idx uint64) {
 	if idx > svc.index {
 		svc.index = idx
 	}
+	svc.gen++
 	for {
 		cur := r.index.Load()
 		if idx <= cur || r.index.CompareAndSwap(cur, idx) {
@@ -296,7 +333,10 @@ func (r *Registry) Register(ctx context.Context, inst Instance) (uint64, Instanc
 		return 0, Instance{}, fmt.Errorf("registry: storing %s/%s: %w", inst.Service, inst.ID, err)
 	}
 	svc.mu.Lock()
-	svc.entries[inst.ID] = r.newEntry(inst)
+	e := r.newEntry(inst)
+	e.index, e.local = idx, true
+	svc.entries[inst.ID] = e
+	delete(svc.tombs, inst.ID)
 	r.releaseLocked(svc, now)
 	r.changedLocked(svc, idx)
 	svc.mu.Unlock()
@@ -305,9 +345,11 @@ func (r *Registry) Register(ctx context.Context, inst Instance) (uint64, Instanc
 
 // Heartbeat renews an instance's lease and returns the service's index. It
 // fails with ErrNotFound when the instance is unknown or was removed: the
-// client then registers again. A heartbeat of a passing instance touches
-// memory only; one of a critical instance makes it passing again through
-// the Store.
+// client then registers again. A heartbeat of a passing instance this
+// server owns touches memory only; one of a critical instance makes it
+// passing again through the Store, and one of an instance another server
+// owns (on a shared Store) claims it with a write, so that the other
+// server stops expiring it.
 func (r *Registry) Heartbeat(ctx context.Context, service, id string) (uint64, error) {
 	svc := r.lookup(service)
 	if svc == nil {
@@ -316,7 +358,7 @@ func (r *Registry) Heartbeat(ctx context.Context, service, id string) (uint64, e
 	now := r.cfg.Now()
 	svc.mu.RLock()
 	e := svc.entries[id]
-	if e != nil && e.inst.State == Passing {
+	if e != nil && e.inst.State == Passing && e.local {
 		e.beat.Store(now.UnixNano())
 		idx := svc.index
 		svc.mu.RUnlock()
@@ -330,21 +372,23 @@ func (r *Registry) Heartbeat(ctx context.Context, service, id string) (uint64, e
 	return r.revive(ctx, svc, id, now)
 }
 
-// revive makes a critical instance passing again.
+// revive makes a critical instance passing again, or claims one another
+// server owns.
 func (r *Registry) revive(ctx context.Context, svc *service, id string, now time.Time) (uint64, error) {
 	svc.wmu.Lock()
 	defer svc.wmu.Unlock()
 	svc.mu.RLock()
 	e := svc.entries[id]
 	var inst Instance
+	local := false
 	if e != nil {
-		inst = e.inst
+		inst, local = e.inst, e.local
 	}
 	svc.mu.RUnlock()
 	if e == nil {
 		return 0, notFound("id", "%s/%s is not registered", svc.name, id)
 	}
-	if inst.State == Passing { // revived meanwhile
+	if inst.State == Passing && local { // revived meanwhile
 		e.beat.Store(now.UnixNano())
 		r.m.heartbeats.Inc()
 		return r.Service(svc.name, true).Index, nil
@@ -355,7 +399,9 @@ func (r *Registry) revive(ctx context.Context, svc *service, id string, now time
 		return 0, fmt.Errorf("registry: storing %s/%s: %w", inst.Service, inst.ID, err)
 	}
 	svc.mu.Lock()
-	e.inst.State = Passing
+	if svc.entries[id] == e {
+		e.inst.State, e.local, e.index = Passing, true, idx
+	}
 	e.beat.Store(now.UnixNano())
 	r.releaseLocked(svc, now)
 	r.changedLocked(svc, idx)
@@ -365,7 +411,9 @@ func (r *Registry) revive(ctx context.Context, svc *service, id string, now time
 }
 
 // Deregister removes an instance and returns the new index; ErrNotFound
-// (with a *FieldError naming "service" or "id") when there is none.
+// (with a *FieldError naming "service" or "id") when there is none. An
+// instance the Store has lost already (its etcd lease expired first) is
+// removed from memory all the same: that is a success.
 func (r *Registry) Deregister(ctx context.Context, service, id string) (uint64, error) {
 	svc := r.lookup(service)
 	if svc == nil {
@@ -383,11 +431,22 @@ func (r *Registry) Deregister(ctx context.Context, service, id string) (uint64, 
 		return 0, notFound("id", "service %q has no instance %q", service, id)
 	}
 	idx, err := r.store.Delete(ctx, service, id)
+	tomb := idx
+	if errors.Is(err, ErrNotFound) {
+		// The key expired first: gone is gone. Publish the removal at a
+		// fresh index, as no write of ours produced one.
+		tomb = tombPending
+		if idx, err = r.advance(ctx, svc, id); err != nil {
+			r.log.Warn("registry: advancing the index after a delete of a missing key", "service", service, "id", id, "error", err)
+			idx, err = r.index.Load(), nil
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("registry: deleting %s/%s: %w", service, id, err)
 	}
 	svc.mu.Lock()
 	delete(svc.entries, id)
+	svc.tombs[id] = tomb
 	r.releaseLocked(svc, r.cfg.Now())
 	r.changedLocked(svc, idx)
 	svc.mu.Unlock()
@@ -536,9 +595,10 @@ func (r *Registry) Subscribe(ctx context.Context, name string, all bool, after u
 	return ch
 }
 
-// Close stops the expiry loop and every Subscribe stream, wakes every
-// WaitService, and persists the heartbeats received since the last
-// flush. It does not close the Store. Calls after the first return nil.
+// Close stops the expiry, flush and watch loops and every Subscribe
+// stream, wakes every WaitService, and persists the heartbeats received
+// since the last flush. It does not close the Store. Calls after the
+// first return nil.
 func (r *Registry) Close() error {
 	var err error
 	r.once.Do(func() {
@@ -555,12 +615,11 @@ func (r *Registry) Close() error {
 	return err
 }
 
-// loop sweeps leases and flushes heartbeats until ctx ends.
+// loop sweeps leases until ctx ends.
 func (r *Registry) loop(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.SweepInterval)
 	defer t.Stop()
-	lastFlush := r.cfg.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -569,14 +628,31 @@ func (r *Registry) loop(ctx context.Context) {
 		}
 		now := r.cfg.Now()
 		r.safely("sweep", func() { r.sweep(ctx, now) })
-		if now.Sub(lastFlush) >= r.cfg.FlushInterval {
-			lastFlush = now
-			r.safely("flush", func() {
-				if err := r.flush(ctx); err != nil {
-					r.log.Error("registry: persisting heartbeats", "error", err)
-				}
-			})
+	}
+}
+
+// flushLoop hands heartbeats to the HeartbeatFlusher every FlushInterval
+// until ctx ends, in a goroutine of its own: renewing thousands of etcd
+// leases may take longer than a sweep interval, and expiry must not wait
+// for it. Close flushes once more after this loop ends.
+func (r *Registry) flushLoop(ctx context.Context) {
+	defer r.wg.Done()
+	if r.flusher == nil {
+		return
+	}
+	t := time.NewTicker(r.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
+		r.safely("flush", func() {
+			if err := r.flush(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("registry: persisting heartbeats", "error", err)
+			}
+		})
 	}
 }
 
@@ -584,14 +660,17 @@ func (r *Registry) loop(ctx context.Context) {
 func (r *Registry) safely(what string, f func()) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("registry: panic in the expiry loop", "during", what, "panic", p)
+			r.log.Error("registry: panic in a background loop", "during", what, "panic", p)
 		}
 	}()
 	f()
 }
 
-// flush hands the heartbeats received since the last flush to a
-// HeartbeatFlusher.
+// flush hands the heartbeats received since the last flush of the
+// instances this server owns to a HeartbeatFlusher. On a shared Store it
+// also renews the leases of the owned instances that protection mode
+// holds back, with their last real heartbeat time, so that etcd does not
+// remove what the Registry keeps.
 func (r *Registry) flush(ctx context.Context) error {
 	if r.flusher == nil {
 		return nil
@@ -608,9 +687,16 @@ func (r *Registry) flush(ctx context.Context) error {
 	for _, svc := range svcs {
 		svc.mu.RLock()
 		for id, e := range svc.entries {
-			if b := e.beat.Load(); b > e.flushed.Load() {
+			if !e.local {
+				continue
+			}
+			b := e.beat.Load()
+			switch {
+			case b > e.flushed.Load():
 				beats = append(beats, Heartbeat{Service: svc.name, ID: id, At: time.Unix(0, b).UTC()})
 				dones = append(dones, done{e, b})
+			case r.shared && svc.protected && e.inst.State == Critical:
+				beats = append(beats, Heartbeat{Service: svc.name, ID: id, At: time.Unix(0, b).UTC()})
 			}
 		}
 		svc.mu.RUnlock()
@@ -639,7 +725,8 @@ func (r *Registry) sweep(ctx context.Context, now time.Time) {
 
 // sweepService turns expired passing instances critical and removes
 // critical ones past their grace, unless protection mode holds removals
-// back.
+// back. It expires only the instances this server owns; the others count
+// towards protection mode as they stand.
 func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time) {
 	svc.wmu.Lock()
 	defer svc.wmu.Unlock()
@@ -652,6 +739,10 @@ func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time
 	for _, e := range svc.entries {
 		age := time.Duration(ns - e.lease())
 		switch {
+		case !e.local && e.inst.State == Passing:
+			passing++
+		case !e.local:
+			critical++
 		case e.inst.State == Passing && age > e.ttl:
 			inst := e.inst
 			inst.State, inst.LastHeartbeat = Critical, time.Unix(0, e.beat.Load()).UTC()
@@ -690,6 +781,15 @@ func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time
 		}
 		changes, protected = changes[:applied], wasProtected
 	}
+	if idx == 0 {
+		// Every removal found its key gone (etcd leases expired first):
+		// publish them at a fresh index.
+		var aerr error
+		if idx, aerr = r.advance(ctx, svc, ""); aerr != nil {
+			r.log.Warn("registry: advancing the index after removals of missing keys", "service", svc.name, "error", aerr)
+			idx = r.index.Load()
+		}
+	}
 	if protected != wasProtected {
 		r.logProtection(svc.name, protected, passing, n)
 	}
@@ -701,15 +801,17 @@ func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time
 		case e == nil:
 		case c.Deleted:
 			delete(svc.entries, c.Instance.ID)
+			svc.tombs[c.Instance.ID] = cmp.Or(c.Index, tombPending)
 			svc.removals = append(svc.removals, now)
 			r.m.evictions.WithLabelValues(svc.name).Inc()
 		case time.Duration(ns-e.lease()) > e.ttl:
-			e.inst.State = Critical
+			e.inst.State, e.index = Critical, c.Index
 		default:
 			// A heartbeat renewed the lease after the scan: it stays
 			// passing in memory, which is the truth; the Store keeps
 			// "critical" until the next change, and a restart grants
 			// a lease anyway.
+			e.index = c.Index
 		}
 	}
 	svc.protected = protected
@@ -775,43 +877,84 @@ func (r *Registry) logProtection(service string, on bool, passing, n int) {
 // apply writes one sweep's changes in one transaction when the Store is an
 // Applier, else one by one, stopping at the first failure: it returns how
 // many changes were written, and memory takes exactly those, leaving the
-// others to the next sweep. An empty change list, for a protection change
-// alone, only advances the index.
+// others to the next sweep. Each written change gets its index in
+// changes[i].Index; a removal whose key was gone already (ErrNotFound: an
+// etcd lease expired first) counts as written, with index 0. idx is the
+// highest index written, 0 when none was. An empty change list, for a
+// protection change alone, only advances the index.
 func (r *Registry) apply(ctx context.Context, svc *service, changes []Change) (idx uint64, applied int, err error) {
-	if r.applier != nil {
-		idx, err = r.applier.Apply(ctx, changes)
-		if err != nil {
-			return 0, 0, err
-		}
-		return idx, len(changes), nil
-	}
 	if len(changes) == 0 {
-		svc.mu.RLock()
-		var inst *Instance
-		for _, e := range svc.entries {
-			i := e.inst
-			i.LastHeartbeat = time.Unix(0, e.beat.Load()).UTC()
-			inst = &i
-			break
-		}
-		svc.mu.RUnlock()
-		if inst == nil {
-			return r.index.Load(), 0, nil
-		}
-		idx, err = r.store.Put(ctx, *inst)
+		idx, err = r.advance(ctx, svc, "")
 		return idx, 0, err
 	}
-	for i, c := range changes {
+	if r.applier != nil {
+		idx, err = r.applier.Apply(ctx, changes)
+		if err == nil {
+			for i := range changes {
+				changes[i].Index = idx
+			}
+			return idx, len(changes), nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return 0, 0, err
+		}
+		// A removal's key is gone and the Store refused the whole
+		// batch: write the changes one by one.
+	}
+	for i := range changes {
+		c := &changes[i]
 		var next uint64
 		if c.Deleted {
 			next, err = r.store.Delete(ctx, c.Instance.Service, c.Instance.ID)
+			if errors.Is(err, ErrNotFound) {
+				next, err = 0, nil
+			}
 		} else {
 			next, err = r.store.Put(ctx, c.Instance)
 		}
 		if err != nil {
 			return idx, i, err
 		}
-		idx = next
+		c.Index = next
+		idx = max(idx, next)
 	}
 	return idx, len(changes), nil
+}
+
+// advance returns a fresh Store index for a change of memory that no write
+// of this server produced, so that watchers of svc see it: an empty Apply
+// when the Store is an Applier, else a rewrite of one of svc's instances
+// other than except (nothing when there is none: the current index).
+// svc.wmu must be held.
+func (r *Registry) advance(ctx context.Context, svc *service, except string) (uint64, error) {
+	if r.applier != nil {
+		return r.applier.Apply(ctx, nil)
+	}
+	svc.mu.RLock()
+	var e *entry
+	for id, c := range svc.entries {
+		if id != except {
+			e = c
+			break
+		}
+	}
+	var inst Instance
+	if e != nil {
+		inst = e.inst
+		inst.LastHeartbeat = time.Unix(0, e.beat.Load()).UTC()
+	}
+	svc.mu.RUnlock()
+	if e == nil {
+		return r.index.Load(), nil
+	}
+	idx, err := r.store.Put(ctx, inst)
+	if err != nil {
+		return 0, err
+	}
+	svc.mu.Lock()
+	if svc.entries[inst.ID] == e {
+		e.index = idx
+	}
+	svc.mu.Unlock()
+	return idx, nil
 }

@@ -23,7 +23,7 @@ func commands() map[string]command {
 		"proxy":    {"a one-line reverse proxy with Rampart's HA defaults, no file needed", proxyCommand},
 		"validate": {"check a configuration file and print every error with its line", validateCommand},
 		"demo":     {"start three demo upstreams and the gateway in front of them", demoCommand},
-		"registry": {"serve the service registry (embedded store); snapshot and restore it", registryCommand},
+		"registry": {"serve the service registry (embedded store or etcd); snapshot and restore it", registryCommand},
 		"version":  {"print the version", versionCommand},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,13 +18,48 @@ import (
 
 	"github.com/rampart-ha/rampart/registry"
 	"github.com/rampart-ha/rampart/registry/boltstore"
+	"github.com/rampart-ha/rampart/registry/etcdstore"
 )
 
 // Defaults of `rampart registry`.
 const (
 	defaultRegistryListen = "127.0.0.1:8500"
 	defaultRegistryData   = "rampart-registry.db"
+	// defaultEtcdTimeout bounds connecting to etcd at start-up.
+	defaultEtcdTimeout = 15 * time.Second
 )
+
+// The stores of -store.
+const (
+	storeEmbedded = "embedded"
+	storeEtcd     = "etcd"
+)
+
+// registryUsage is the help of `rampart registry`, before the flags.
+const registryUsage = `Usage: rampart registry [serve] [flags]
+       rampart registry snapshot -data F -o out.db
+       rampart registry restore -data F -i in.db
+
+Serves the service registry's HTTP API (/v1) on -listen.
+
+Stores (-store):
+  embedded  the default: one server, instances and leases persisted in the
+            bbolt file -data; "snapshot" and "restore" copy that file (the
+            server must be stopped for restore).
+  etcd      instances as keys under -etcd-prefix of the etcd cluster at
+            -etcd-endpoints (every member's client URL, comma-separated),
+            bound to etcd leases. Several registry servers may share one
+            prefix: each sees the others' writes at once, and each expires
+            the instances whose heartbeats it receives; etcd removes those
+            of a server that died with its clients once their lease (TTL +
+            15s) runs out. Back up with etcd's own tools:
+              etcdctl --endpoints=URL snapshot save backup.db
+            and restore a cluster with "etcdutl snapshot restore" ("etcdctl"
+            before v3.5) as etcd's disaster recovery guide describes;
+            "snapshot" and "restore" here are for the embedded store only.
+
+Flags:
+`
 
 // registryCommand runs `rampart registry [serve] [flags]`, `rampart
 // registry snapshot` and `rampart registry restore`.
@@ -45,11 +81,15 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 	fset := flag.NewFlagSet("registry", flag.ContinueOnError)
 	fset.SetOutput(errOut)
 	fset.Usage = func() {
-		fmt.Fprintln(errOut, "Usage: rampart registry [serve] [flags]\n       rampart registry snapshot -data F -o out.db\n       rampart registry restore -data F -i in.db")
+		fmt.Fprint(errOut, registryUsage)
 		fset.PrintDefaults()
 	}
 	listen := fset.String("listen", defaultRegistryListen, "address of the registry's HTTP API")
-	data := fset.String("data", defaultRegistryData, "the embedded store's file (created when missing)")
+	storeKind := fset.String("store", storeEmbedded, "where instances live: embedded (a bbolt file, one server) or etcd (shared by several servers)")
+	data := fset.String("data", defaultRegistryData, "the embedded store's file (created when missing); -store embedded only")
+	etcdEndpoints := fset.String("etcd-endpoints", "", "comma-separated client URLs of every etcd member, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379; required with -store etcd")
+	etcdPrefix := fset.String("etcd-prefix", etcdstore.DefaultPrefix, "etcd key prefix of the instances; servers sharing it share the registry; -store etcd only")
+	etcdTimeout := fset.Duration("etcd-timeout", defaultEtcdTimeout, "how long to wait for etcd to answer at start-up; -store etcd only")
 	tokenFile := fset.String("token-file", "", "file holding the bearer token that write calls need (empty: no authentication)")
 	ttl := fset.Duration("ttl", registry.DefaultTTL, "lease of instances that name no TTL")
 	grace := fset.Duration("removal-grace", registry.DefaultGrace, "how long an expired instance stays critical before removal")
@@ -59,12 +99,15 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 		return code
 	}
 	token, err := registryFlags(*listen, *data, *tokenFile, *ttl, *grace, *threshold, *shutdown)
+	if err == nil {
+		err = storeFlags(fset, *storeKind, *etcdEndpoints, *etcdPrefix, *etcdTimeout)
+	}
 	if err != nil {
 		fmt.Fprintln(errOut, "rampart: registry:", err)
 		return 2
 	}
 	lg := logger(errOut)
-	store, err := boltstore.Open(*data, boltstore.Options{})
+	store, where, err := openStore(ctx, *storeKind, *data, *etcdEndpoints, *etcdPrefix, *etcdTimeout, lg)
 	if err != nil {
 		fmt.Fprintln(errOut, "rampart: registry:", err)
 		return 1
@@ -93,7 +136,7 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 	// not wait minutes for them; other requests finish normally.
 	srv.RegisterOnShutdown(func() { _ = reg.Close() })
 	svcs, idx := reg.Services()
-	lg.Info("listening", "address", ln.Addr().String(), "data", *data, "services", len(svcs), "index", idx, "auth", token != "")
+	lg.Info("listening", "address", ln.Addr().String(), "store", *storeKind, "at", where, "services", len(svcs), "index", idx, "auth", token != "")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	code := 0
@@ -121,6 +164,88 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 	}
 	lg.Info("stopped")
 	return code
+}
+
+// storeFlags validates -store and the flags of the store it names; flags
+// of the other store are errors rather than silently ignored.
+func storeFlags(fset *flag.FlagSet, kind, endpoints, prefix string, timeout time.Duration) error {
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch kind {
+	case storeEmbedded:
+		for _, name := range []string{"etcd-endpoints", "etcd-prefix", "etcd-timeout"} {
+			if set[name] {
+				return fmt.Errorf("-%s: only with -store etcd", name)
+			}
+		}
+		return nil
+	case storeEtcd:
+		if set["data"] {
+			return errors.New("-data: only with -store embedded")
+		}
+	default:
+		return fmt.Errorf("-store: want embedded or etcd, got %q", kind)
+	}
+	eps, err := splitEndpoints(endpoints)
+	if err != nil {
+		return err
+	}
+	if len(eps) == 0 {
+		return errors.New("-etcd-endpoints: required with -store etcd")
+	}
+	switch {
+	case strings.TrimSpace(prefix) == "" || strings.TrimRight(prefix, "/") == "":
+		return fmt.Errorf("-etcd-prefix: want a key prefix such as %q, got %q", etcdstore.DefaultPrefix, prefix)
+	case strings.ContainsAny(prefix, " \t\r\n"):
+		return fmt.Errorf("-etcd-prefix: must not contain spaces, got %q", prefix)
+	case timeout <= 0:
+		return fmt.Errorf("-etcd-timeout: must be > 0, got %v", timeout)
+	}
+	return nil
+}
+
+// splitEndpoints parses -etcd-endpoints: comma-separated http(s) URLs
+// with a host and port and nothing else, or bare host:port pairs.
+func splitEndpoints(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var eps []string
+	for i, ep := range strings.Split(v, ",") {
+		ep = strings.TrimSpace(ep)
+		hostPort := ep
+		if scheme, rest, ok := strings.Cut(ep, "://"); ok {
+			if scheme != "http" && scheme != "https" {
+				return nil, fmt.Errorf("-etcd-endpoints[%d]: want an http or https URL, got %q", i, ep)
+			}
+			hostPort = strings.TrimSuffix(rest, "/")
+		}
+		host, port, err := net.SplitHostPort(hostPort)
+		if err != nil || host == "" || port == "" || strings.ContainsAny(hostPort, "/?#@") {
+			return nil, fmt.Errorf("-etcd-endpoints[%d]: want host:port or http://host:port, got %q", i, ep)
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// openStore opens the store -store names and says where it is.
+func openStore(ctx context.Context, kind, data, endpoints, prefix string, timeout time.Duration, lg *slog.Logger) (registry.Store, string, error) {
+	if kind != storeEtcd {
+		st, err := boltstore.Open(data, boltstore.Options{})
+		return st, data, err
+	}
+	eps, err := splitEndpoints(endpoints)
+	if err != nil {
+		return nil, "", err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := etcdstore.New(cctx, etcdstore.Config{Endpoints: eps, Prefix: prefix, DialTimeout: min(timeout, etcdstore.DefaultDialTimeout), Logger: lg})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, strings.Join(eps, ",") + " " + prefix, nil
 }
 
 // registryFlags validates the serve flags and returns the token.
