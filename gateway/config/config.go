@@ -43,6 +43,26 @@ type Config struct {
 	// emergency (only critical routes are proxied). The admin API switches
 	// them; with Auto set, so does the gateway itself.
 	Degradation Degradation `yaml:"degradation"`
+
+	// Registry, when set, runs a Rampart service registry with the
+	// embedded store in the same process as the gateway (`rampart run`):
+	// one line instead of a second process. It is read at start; a
+	// reload does not change it. Nil (the default): none.
+	Registry *EmbeddedRegistry `yaml:"registry,omitempty"`
+}
+
+// EmbeddedRegistry is a registry served beside the gateway, with the
+// defaults of `rampart registry`.
+type EmbeddedRegistry struct {
+	// Listen is the registry API's host:port. Default 127.0.0.1:8500. A
+	// host other than a loopback address requires TokenFile.
+	Listen string `yaml:"listen"`
+	// Data is the embedded store's file, created when missing. Default
+	// rampart-registry.db (in the working directory).
+	Data string `yaml:"data"`
+	// TokenFile holds the bearer token that write calls need. Empty (the
+	// default): no authentication, allowed on loopback only.
+	TokenFile string `yaml:"token_file,omitempty"`
 }
 
 // Degradation configures the gateway-wide degradation modes.

@@ -37,6 +37,8 @@ const (
 	DefaultBodyContentType    = "text/plain; charset=utf-8"
 	DefaultSlowStartWindow    = Duration(30 * time.Second)
 	DefaultDNSInterval        = Duration(5 * time.Second)
+	DefaultRegistryListen     = "127.0.0.1:8500"
+	DefaultRegistryData       = "rampart-registry.db"
 	DefaultStaleMaxAge        = Duration(5 * time.Minute)
 	DefaultStaleMaxBytes      = 16 * MiB
 	DefaultStaleMaxEntryBytes = 256 * KiB
@@ -228,6 +230,10 @@ func (f *FallbackResponse) setDefaults() { f.Status = 200 }
 
 func (d *DNSDiscovery) setDefaults() { d.Interval = DefaultDNSInterval }
 
+func (r *EmbeddedRegistry) setDefaults() {
+	r.Listen, r.Data = DefaultRegistryListen, DefaultRegistryData
+}
+
 func (d *DegradationAuto) setDefaults() {
 	*d = DegradationAuto{
 		DegradedAt:   0.5,
@@ -267,4 +273,5 @@ var (
 	_ defaulter = (*StaleIfError)(nil)
 	_ defaulter = (*DegradationAuto)(nil)
 	_ defaulter = (*DNSDiscovery)(nil)
+	_ defaulter = (*EmbeddedRegistry)(nil)
 )

@@ -173,6 +173,16 @@ func validate(c *Config, rep *reporter) {
 		}
 		v.route(p, &c.Routes[i], clusters)
 	}
+	if r := c.Registry; r != nil {
+		if msg := checkHostPort(r.Listen, true, false); msg != "" {
+			v.errorf("registry.listen", "%s", msg)
+		} else if host, _, _ := net.SplitHostPort(r.Listen); !isLoopback(host) && r.TokenFile == "" {
+			v.errorf("registry.token_file", "required when registry.listen %q is not a loopback address", r.Listen)
+		}
+		if strings.TrimSpace(r.Data) == "" {
+			v.errorf("registry.data", "must name a file")
+		}
+	}
 	if a := c.Degradation.Auto; a != nil {
 		v.degradation("degradation.auto", a)
 	}

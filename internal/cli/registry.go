@@ -106,29 +106,51 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 		fmt.Fprintln(errOut, "rampart: registry:", err)
 		return 2
 	}
-	lg := logger(errOut)
-	store, where, err := openStore(ctx, *storeKind, *data, *etcdEndpoints, *etcdPrefix, *etcdTimeout, lg)
-	if err != nil {
+	opts := registryServer{listen: *listen, storeKind: *storeKind, data: *data, etcdEndpoints: *etcdEndpoints,
+		etcdPrefix: *etcdPrefix, etcdTimeout: *etcdTimeout, token: token, ttl: *ttl, grace: *grace,
+		threshold: *threshold, shutdown: *shutdown}
+	if err := opts.run(ctx, logger(errOut), nil); err != nil {
 		fmt.Fprintln(errOut, "rampart: registry:", err)
 		return 1
+	}
+	return 0
+}
+
+// registryServer is a validated registry configuration: what `rampart
+// registry` serves, and what `rampart run` serves beside the gateway when
+// its configuration has a registry section.
+type registryServer struct {
+	listen, storeKind, data   string
+	etcdEndpoints, etcdPrefix string
+	etcdTimeout, ttl, grace   time.Duration
+	shutdown                  time.Duration
+	token                     string
+	threshold                 float64
+}
+
+// run serves the registry until ctx ends, then shuts it down within the
+// shutdown grace and persists its state. onListening, when not nil, is
+// told the bound address.
+func (o registryServer) run(ctx context.Context, lg *slog.Logger, onListening func(net.Addr)) error {
+	store, where, err := openStore(ctx, o.storeKind, o.data, o.etcdEndpoints, o.etcdPrefix, o.etcdTimeout, lg)
+	if err != nil {
+		return err
 	}
 	defer store.Close()
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg, err := registry.New(registry.Config{Store: store, DefaultTTL: *ttl, Grace: *grace,
-		ProtectionThreshold: *threshold, Logger: lg, Registerer: metrics})
+	reg, err := registry.New(registry.Config{Store: store, DefaultTTL: o.ttl, Grace: o.grace,
+		ProtectionThreshold: o.threshold, Logger: lg, Registerer: metrics})
 	if err != nil {
-		fmt.Fprintln(errOut, "rampart: registry:", err)
-		return 1
+		return err
 	}
 	defer reg.Close()
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", o.listen)
 	if err != nil {
-		fmt.Fprintln(errOut, "rampart: registry:", err)
-		return 1
+		return err
 	}
 	srv := &http.Server{
-		Handler:           registry.Handler(reg, registry.HandlerConfig{Token: token, Gatherer: metrics}),
+		Handler:           registry.Handler(reg, registry.HandlerConfig{Token: o.token, Gatherer: metrics}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	// Closing the registry first answers every blocking query with its
@@ -136,17 +158,19 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 	// not wait minutes for them; other requests finish normally.
 	srv.RegisterOnShutdown(func() { _ = reg.Close() })
 	svcs, idx := reg.Services()
-	lg.Info("listening", "address", ln.Addr().String(), "store", *storeKind, "at", where, "services", len(svcs), "index", idx, "auth", token != "")
+	lg.Info("listening", "address", ln.Addr().String(), "store", o.storeKind, "at", where, "services", len(svcs), "index", idx, "auth", o.token != "")
+	if onListening != nil {
+		onListening(ln.Addr())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	code := 0
+	var failed []error
 	select {
 	case err := <-errc:
-		lg.Error("serving", "error", err)
-		code = 1
+		failed = append(failed, fmt.Errorf("serving: %w", err))
 	case <-ctx.Done():
-		lg.Info("shutting down", "grace", shutdown.String())
-		sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+		lg.Info("shutting down", "grace", o.shutdown.String())
+		sctx, cancel := context.WithTimeout(context.Background(), o.shutdown)
 		if err := srv.Shutdown(sctx); err != nil {
 			lg.Warn("in-flight requests cut off", "error", err)
 			_ = srv.Close()
@@ -155,15 +179,13 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 		<-errc
 	}
 	if err := reg.Close(); err != nil {
-		lg.Error("persisting heartbeats", "error", err)
-		code = 1
+		failed = append(failed, fmt.Errorf("persisting heartbeats: %w", err))
 	}
 	if err := store.Close(); err != nil {
-		lg.Error("closing the store", "error", err)
-		code = 1
+		failed = append(failed, fmt.Errorf("closing the store: %w", err))
 	}
 	lg.Info("stopped")
-	return code
+	return errors.Join(failed...)
 }
 
 // storeFlags validates -store and the flags of the store it names; flags

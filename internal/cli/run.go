@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rampart-ha/rampart/gateway"
 	"github.com/rampart-ha/rampart/gateway/config"
+	"github.com/rampart-ha/rampart/registry"
 )
 
 // defaultConfigPath is where run looks for a configuration without -c.
@@ -55,14 +57,29 @@ type serveOptions struct {
 func serve(ctx context.Context, cfg *config.Config, path string, opts serveOptions, errOut io.Writer) int {
 	lg := logger(errOut)
 	tuneGC(os.Getenv, lg)
+	// The SIGHUP forwarder and the embedded registry end with serve, even
+	// when Run fails early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if rc := cfg.Registry; rc != nil {
+		// Before the gateway, whose clusters may discover from it.
+		stopped, err := startEmbeddedRegistry(ctx, rc, lg.With("component", "registry"))
+		if err != nil {
+			fmt.Fprintln(errOut, "rampart: registry:", err)
+			return 1
+		}
+		defer func() {
+			cancel()
+			if err := <-stopped; err != nil {
+				lg.Error("registry", "error", err)
+			}
+		}()
+	}
 	g, err := gateway.New(cfg, gateway.Options{Logger: lg})
 	if err != nil {
 		fmt.Fprintln(errOut, "rampart:", err)
 		return 1
 	}
-	// The SIGHUP forwarder ends with serve, even when Run fails early.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -87,6 +104,32 @@ func serve(ctx context.Context, cfg *config.Config, path string, opts serveOptio
 		return 1
 	}
 	return 0
+}
+
+// startEmbeddedRegistry serves the registry a gateway configuration names
+// until ctx ends; its result arrives on the returned channel. It returns
+// once the registry listens, or with the error that kept it from starting.
+func startEmbeddedRegistry(ctx context.Context, rc *config.EmbeddedRegistry, lg *slog.Logger) (<-chan error, error) {
+	token, err := registryFlags(rc.Listen, rc.Data, rc.TokenFile, registry.DefaultTTL, registry.DefaultGrace,
+		registry.DefaultProtectionThreshold, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	rs := registryServer{listen: rc.Listen, storeKind: storeEmbedded, data: rc.Data, token: token,
+		ttl: registry.DefaultTTL, grace: registry.DefaultGrace, threshold: registry.DefaultProtectionThreshold,
+		shutdown: 10 * time.Second}
+	listening := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- rs.run(ctx, lg, func(net.Addr) { close(listening) }) }()
+	select {
+	case <-listening:
+		return done, nil
+	case err := <-done:
+		if err == nil {
+			err = errors.New("stopped before it listened")
+		}
+		return nil, err
+	}
 }
 
 // loadRunConfig loads the named file; without a name, ./rampart.yaml if it

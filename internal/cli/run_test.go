@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -133,4 +134,63 @@ func TestRunBindFailureStopsEverything(t *testing.T) {
 	}
 	// The test's context is still alive: nothing may wait for it.
 	goleak.VerifyNone(t, ignore)
+}
+
+// TestRunEmbeddedRegistry: one configuration line serves a registry beside
+// the gateway, and a cluster can discover its endpoints from it.
+func TestRunEmbeddedRegistry(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "registered upstream")
+	}))
+	defer up.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regAddr := l.Addr().String()
+	_ = l.Close()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`admin: {address: "127.0.0.1:0"}
+registry: {listen: %q, data: %q}
+listeners: [{name: http, address: "127.0.0.1:0"}]
+routes: [{name: app, cluster: app}]
+clusters:
+  - name: app
+    discovery: {registry: {addresses: ["http://%s"], service: app}}
+`, regAddr, filepath.Join(dir, "registry.db"), regAddr)
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "run", "-c", path, "--grace", "5s")
+	gw := p.waitFor(t, p.stderr, `the gateway's "listening" log line`, func(line string) (string, bool) {
+		if strings.Contains(line, `"component":"registry"`) {
+			return "", false
+		}
+		return logAttr("listening", "address")(line)
+	})
+	client := newClient(t)
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "http://"))
+	if code, body := do(t, client, http.MethodPut, "http://"+regAddr+"/v1/services/app/instances/app-1", "",
+		fmt.Sprintf(`{"address": %q, "port": %s, "ttl": "1h"}`, host, port)); code != http.StatusOK {
+		t.Fatalf("registering = %d %s", code, body)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		code, body := get(t, client, "http://"+gw+"/")
+		if code == http.StatusOK && body == "registered upstream" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET through the gateway = %d %q, want the registered upstream", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	client.CloseIdleConnections()
+	if code := p.stop(t); code != 0 {
+		t.Errorf("run exited with %d, want 0\nstderr:\n%s", code, p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), `"msg":"stopped","component":"registry"`) {
+		t.Errorf("the registry did not log that it stopped:\n%s", p.stderr)
+	}
 }
