@@ -173,3 +173,20 @@ func TestHandlerWatchSSE(t *testing.T) {
 	cancel()
 	_, _ = io.Copy(io.Discard, resp.Body)
 }
+
+// TestBlockingQueryIndexAhead: a blocking query whose index is ahead of
+// every index the registry gave out (a restored registry, a client that
+// moved from another one) is answered at once, not after its whole wait.
+func TestBlockingQueryIndexAhead(t *testing.T) {
+	r, _ := newTestRegistry(t, Config{})
+	// Were it to wait for the index, the context would end it with an error.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	s, err := r.WaitService(ctx, "api", false, 1<<40)
+	if err != nil {
+		t.Fatalf("WaitService(index ahead) = %v, want an answer at once", err)
+	}
+	if s.Index >= 1<<40 {
+		t.Errorf("snapshot index = %d, want the registry's own", s.Index)
+	}
+}

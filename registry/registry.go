@@ -519,6 +519,13 @@ func (r *Registry) WaitService(ctx context.Context, name string, all bool, after
 }
 
 func (r *Registry) wait(ctx context.Context, name string, all bool, after uint64, count bool) (Snapshot, error) {
+	if after > r.index.Load() {
+		// The caller's index is ahead of every index this registry
+		// gave out (it was restored, or the caller moved from another
+		// registry): waiting for it could take forever, so answer at once
+		// and let the caller start over from this index, as Consul does.
+		return r.Service(name, all), nil
+	}
 	for {
 		r.mu.RLock()
 		svc, created := r.services[name], r.created

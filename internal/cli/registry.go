@@ -45,7 +45,7 @@ Serves the service registry's HTTP API (/v1) on -listen.
 Stores (-store):
   embedded  the default: one server, instances and leases persisted in the
             bbolt file -data; "snapshot" and "restore" copy that file (the
-            server must be stopped for restore).
+            server must be stopped for both).
   etcd      instances as keys under -etcd-prefix of the etcd cluster at
             -etcd-endpoints (every member's client URL, comma-separated),
             bound to etcd leases. Several registry servers may share one

@@ -25,8 +25,10 @@
 //
 // The default Grace (15s) is well above the Registry's own removal
 // (TTL + 3s) plus its flush interval, so that the Registry, with its
-// protection mode, decides removals while it runs; a protection episode
-// longer than Grace loses the held-back instances in etcd.
+// protection mode, decides removals while it runs: while a service is
+// protected, the server that owns its held-back instances keeps renewing
+// their leases. Only when that server dies do they expire in etcd, Grace
+// after their last renewal.
 //
 // # Watch
 //
