@@ -627,6 +627,7 @@ func (r *Registry) loop(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.SweepInterval)
 	defer t.Stop()
+	last := r.cfg.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -634,6 +635,10 @@ func (r *Registry) loop(ctx context.Context) {
 		case <-t.C:
 		}
 		now := r.cfg.Now()
+		if gap := now.Sub(last); gap > stallGap(r.cfg.SweepInterval) {
+			r.regrant(now, gap)
+		}
+		last = now
 		r.safely("sweep", func() { r.sweep(ctx, now) })
 	}
 }
@@ -728,6 +733,34 @@ func (r *Registry) sweep(ctx context.Context, now time.Time) {
 	for _, svc := range svcs {
 		r.sweepService(ctx, svc, now)
 	}
+}
+
+// stallGap is how long between two sweeps means that the registry itself
+// did not run (its process was stopped, the machine suspended, the clock
+// jumped): no heartbeat could arrive meanwhile, so leases must not be
+// judged by it.
+func stallGap(sweep time.Duration) time.Duration { return max(10*sweep, time.Second) }
+
+// regrant renews every lease once after the registry did not run for gap,
+// as a restart does: each instance gets a full TTL for its heartbeats to
+// resume, instead of all of them expiring at once when the registry wakes
+// up.
+func (r *Registry) regrant(now time.Time, gap time.Duration) {
+	r.mu.RLock()
+	svcs := slices.Collect(maps.Values(r.services))
+	r.mu.RUnlock()
+	ns := now.UnixNano()
+	n := 0
+	for _, svc := range svcs {
+		svc.mu.Lock()
+		for _, e := range svc.entries {
+			e.leaseFrom = ns
+			n++
+		}
+		svc.mu.Unlock()
+	}
+	r.cfg.Logger.Warn("the registry did not run for a while (stopped process, suspended machine or clock jump); every lease renewed once",
+		"gap", gap.String(), "instances", n)
 }
 
 // sweepService turns expired passing instances critical and removes

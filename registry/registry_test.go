@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -485,6 +486,32 @@ func TestCloseEndsWaiters(t *testing.T) {
 		}
 		if _, _, err := r.Register(ctx, Instance{Service: "api", ID: "b", Address: "10.0.0.1", Port: 1}); !errors.Is(err, ErrClosed) {
 			t.Errorf("Register after Close = %v, want ErrClosed", err)
+		}
+	})
+}
+
+// TestStalledRegistryRegrantsLeases: when the registry itself did not run
+// for a while (a stopped process, a suspended machine), no heartbeat could
+// reach it, so it renews every lease once instead of expiring every
+// instance when it wakes up; an instance whose heartbeats then stay away
+// still expires after its TTL.
+func TestStalledRegistryRegrantsLeases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var stalled atomic.Int64 // how far the clock jumped
+		r, _ := newTestRegistry(t, Config{Now: func() time.Time { return time.Now().Add(time.Duration(stalled.Load())) }})
+		register(t, r, "api", "a", time.Second)
+		register(t, r, "api", "b", time.Second)
+		time.Sleep(500 * time.Millisecond)
+		stalled.Store(int64(time.Minute)) // the registry wakes a minute later
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		if diff := cmp.Diff(states(r, "api"), map[string]State{"a": Passing, "b": Passing}); diff != "" {
+			t.Fatalf("right after the stall (-got +want):\n%s", diff)
+		}
+		time.Sleep(1500 * time.Millisecond) // no heartbeats for more than the TTL since
+		synctest.Wait()
+		if diff := cmp.Diff(states(r, "api"), map[string]State{"a": Critical, "b": Critical}); diff != "" {
+			t.Errorf("a TTL after the stall without heartbeats (-got +want):\n%s", diff)
 		}
 	})
 }

@@ -145,7 +145,10 @@ func (s *Session) loop(ctx context.Context) {
 		}
 		d := s.next()
 		if err != nil {
-			d = s.c.retry.Backoff(failures)
+			// Never wait longer than a heartbeat interval: a registry that
+			// comes back must hear from the instance before its lease
+			// (TTL = 3 intervals) runs out, whatever the backoff's cap.
+			d = min(s.c.retry.Backoff(failures), s.interval)
 			failures++
 		} else {
 			failures = 0

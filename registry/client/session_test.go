@@ -140,7 +140,9 @@ func TestSessionOutlivesRegistryOutage(t *testing.T) {
 			t.Errorf("Stats() during the outage = %+v, want ErrUnavailable (refused) and >= 5 failures", st)
 		}
 		r = e.start("reg-a", "a.db")
-		time.Sleep(registry.DefaultTTL + 100*time.Millisecond) // the longest backoff, and a heartbeat
+		// Retries never wait longer than a heartbeat interval (TTL/3, +10%
+		// jitter), however long the outage grew the backoff.
+		time.Sleep(registry.DefaultTTL/3*11/10 + 100*time.Millisecond)
 		synctest.Wait()
 		if diff := gocmp.Diff(ids(r.reg.Service("api", true)), []string{"api-1=passing"}); diff != "" {
 			t.Errorf("instances after the outage (-got +want):\n%s", diff)
