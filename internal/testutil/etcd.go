@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -272,6 +273,57 @@ func (c *EtcdCluster) Kill(i int) {
 	c.tb.Helper()
 	if err := c.member(i).getProc().Kill(); err != nil {
 		c.tb.Fatalf("EtcdCluster.Kill(%d): %v", i, err)
+	}
+	// When the others keep a quorum, wait until they serve again: the
+	// killed member may have been the leader, and until they elect another
+	// every write waits (and may time out), which would make a test of
+	// "writes continue" flaky for a reason it does not test.
+	var alive []*etcdMember
+	for _, m := range c.members {
+		if p := m.getProc(); p != nil && !p.Exited() {
+			alive = append(alive, m)
+		}
+	}
+	if len(alive) <= len(c.members)/2 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.tb.Context(), c.timeout)
+	defer cancel()
+	if err := waitQuorum(ctx, alive); err != nil {
+		c.tb.Fatalf("EtcdCluster.Kill(%d): the other members did not serve again: %v", i, err)
+	}
+}
+
+// waitQuorum polls the members with a linearizable read, which only a
+// cluster with a leader answers, until one answers or ctx ends.
+func waitQuorum(ctx context.Context, members []*etcdMember) error {
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: time.Second}
+	body := `{"key":"` + base64.StdEncoding.EncodeToString([]byte("rampart-testutil-probe")) + `"}`
+	var last error
+	for {
+		for _, m := range members {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.clientURL+"/v3/kv/range", strings.NewReader(body))
+			if err != nil {
+				return err
+			}
+			resp, err := hc.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+				err = fmt.Errorf("%s: status %d", m.name, resp.StatusCode)
+			}
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+		case <-time.After(readyPoll * 5):
+		}
 	}
 }
 
