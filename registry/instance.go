@@ -27,6 +27,11 @@ const (
 	// DefaultProtectionThreshold is the share of a service's instances that
 	// may expire within one window before protection mode engages.
 	DefaultProtectionThreshold = 0.5
+	// DefaultProtectionMax bounds protection mode: instances that have not
+	// come back after it are dead rather than cut off, and are removed.
+	// Eureka recalculates its self-preservation threshold every 15
+	// minutes; this is that horizon.
+	DefaultProtectionMax = 15 * time.Minute
 
 	// MinTTL and MaxTTL bound Instance.TTL.
 	MinTTL = time.Second

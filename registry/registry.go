@@ -46,6 +46,11 @@ type Config struct {
 	// ProtectionWindow is the window of ProtectionThreshold. Zero means
 	// DefaultTTL.
 	ProtectionWindow time.Duration
+	// ProtectionMax is the longest protection mode lasts: after it, the
+	// instances that did not come back are removed (a partition that long
+	// is an outage their clients register again after). Zero means
+	// DefaultProtectionMax (15m).
+	ProtectionMax time.Duration
 	// SweepInterval is how often leases are checked. Zero means
 	// DefaultSweepInterval (100ms).
 	SweepInterval time.Duration
@@ -115,8 +120,11 @@ type service struct {
 	index     uint64            // the index of the newest published change
 	gen       uint64            // publications so far
 	protected bool
-	changed   chan struct{} // closed and replaced on every change
-	watchers  atomic.Int64
+	// protectedSince is when protection mode last engaged; written under
+	// both wmu and mu.
+	protectedSince time.Time
+	changed        chan struct{} // closed and replaced on every change
+	watchers       atomic.Int64
 }
 
 // tombPending is the tomb of an instance whose delete found its key gone
@@ -160,6 +168,9 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.ProtectionWindow == 0 {
 		cfg.ProtectionWindow = cfg.DefaultTTL
 	}
+	if cfg.ProtectionMax == 0 {
+		cfg.ProtectionMax = DefaultProtectionMax
+	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
@@ -181,6 +192,8 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: Config.ProtectionThreshold must be in (0, 1], got %v", cfg.ProtectionThreshold)
 	case cfg.ProtectionWindow < 0:
 		return nil, fmt.Errorf("registry: Config.ProtectionWindow must be > 0, got %v", cfg.ProtectionWindow)
+	case cfg.ProtectionMax < 0:
+		return nil, fmt.Errorf("registry: Config.ProtectionMax must be > 0, got %v", cfg.ProtectionMax)
 	case cfg.SweepInterval < 0:
 		return nil, fmt.Errorf("registry: Config.SweepInterval must be > 0, got %v", cfg.SweepInterval)
 	case cfg.FlushInterval < 0:
@@ -799,12 +812,18 @@ func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time
 	svc.mu.RUnlock()
 
 	engage := r.expiringLocked(svc, now, critical+len(toCritical), n)
-	protected := wasProtected
+	protected, forced := wasProtected, false
 	switch {
 	case !wasProtected && engage:
 		protected = true
 	case wasProtected && r.releasable(engage, passing, n):
 		protected = false
+	case wasProtected && now.Sub(svc.protectedSince) >= r.cfg.ProtectionMax:
+		// Instances that stayed away this long are dead, not cut off:
+		// serving them for good would send traffic to nothing.
+		protected, forced = false, true
+		r.log.Warn("registry: protection mode ended after its longest duration; the instances that did not come back are removed",
+			"service", svc.name, "protected_for", now.Sub(svc.protectedSince).String(), "passing", passing, "instances", n)
 	}
 	if protected {
 		toRemove = nil
@@ -842,7 +861,11 @@ func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time
 		case c.Deleted:
 			delete(svc.entries, c.Instance.ID)
 			svc.tombs[c.Instance.ID] = cmp.Or(c.Index, tombPending)
-			svc.removals = append(svc.removals, now)
+			if !forced {
+				// Removals that end a protection mode are a decision,
+				// not a mass expiry that should start another one.
+				svc.removals = append(svc.removals, now)
+			}
 			r.m.evictions.WithLabelValues(svc.name).Inc()
 		case time.Duration(ns-e.lease()) > e.ttl:
 			e.inst.State, e.index = Critical, c.Index
@@ -853,6 +876,9 @@ func (r *Registry) sweepService(ctx context.Context, svc *service, now time.Time
 			// a lease anyway.
 			e.index = c.Index
 		}
+	}
+	if protected && !wasProtected {
+		svc.protectedSince = now
 	}
 	svc.protected = protected
 	r.m.setProtected(svc.name, protected)

@@ -515,3 +515,49 @@ func TestStalledRegistryRegrantsLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestProtectionModeEnds: instances that never come back are dead, not
+// cut off: after ProtectionMax the mode ends and they are removed, while
+// the one that kept its heartbeats stays.
+func TestProtectionModeEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := newTestRegistry(t, Config{ProtectionMax: time.Minute})
+		ctx := testContext(t)
+		for _, id := range []string{"a", "b", "c", "d"} {
+			register(t, r, "api", id, 0)
+		}
+		beatA := func(d time.Duration) {
+			for range int(d / (500 * time.Millisecond)) {
+				time.Sleep(500 * time.Millisecond)
+				if _, err := r.Heartbeat(ctx, "api", "a"); err != nil {
+					t.Fatalf("Heartbeat(a): %v", err)
+				}
+			}
+		}
+		beatA(10 * time.Second)
+		synctest.Wait()
+		if snap := r.Service("api", false); !snap.Protected || len(snap.Instances) != 4 {
+			t.Fatalf("after mass expiry: protected %v with %d instances, want protected with all 4", snap.Protected, len(snap.Instances))
+		}
+		beatA(40 * time.Second) // 50s in all: still protected
+		synctest.Wait()
+		if snap := r.Service("api", false); !snap.Protected {
+			t.Fatalf("50s in: not protected any more, want protected until a minute has passed")
+		}
+		beatA(20 * time.Second)
+		synctest.Wait()
+		snap := r.Service("api", true)
+		if snap.Protected {
+			t.Errorf("past ProtectionMax: still protected")
+		}
+		if diff := cmp.Diff(states(r, "api"), map[string]State{"a": Passing}); diff != "" {
+			t.Errorf("past ProtectionMax, states (-got +want):\n%s", diff)
+		}
+		if got := value(t, r.m.evictions.WithLabelValues("api")); got != 3 {
+			t.Errorf("evictions = %v, want 3", got)
+		}
+		if got := value(t, r.m.activations.WithLabelValues("api")); got != 1 {
+			t.Errorf("protection activations = %v, want 1: removing the dead must not start another", got)
+		}
+	})
+}

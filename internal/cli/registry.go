@@ -94,6 +94,7 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 	ttl := fset.Duration("ttl", registry.DefaultTTL, "lease of instances that name no TTL")
 	grace := fset.Duration("removal-grace", registry.DefaultGrace, "how long an expired instance stays critical before removal")
 	threshold := fset.Float64("protection-threshold", registry.DefaultProtectionThreshold, "share of a service's instances that may expire at once before protection mode stops evictions (1: never)")
+	protectionMax := fset.Duration("protection-max", registry.DefaultProtectionMax, "longest protection mode lasts; instances that did not come back by then are removed")
 	shutdown := fset.Duration("grace", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
 	if code := parseFlags(fset, args); code >= 0 {
 		return code
@@ -102,13 +103,16 @@ func registryServe(ctx context.Context, args []string, _, errOut io.Writer) int 
 	if err == nil {
 		err = storeFlags(fset, *storeKind, *etcdEndpoints, *etcdPrefix, *etcdTimeout)
 	}
+	if err == nil && *protectionMax <= 0 {
+		err = fmt.Errorf("-protection-max: must be > 0, got %v", *protectionMax)
+	}
 	if err != nil {
 		fmt.Fprintln(errOut, "rampart: registry:", err)
 		return 2
 	}
 	opts := registryServer{listen: *listen, storeKind: *storeKind, data: *data, etcdEndpoints: *etcdEndpoints,
 		etcdPrefix: *etcdPrefix, etcdTimeout: *etcdTimeout, token: token, ttl: *ttl, grace: *grace,
-		threshold: *threshold, shutdown: *shutdown}
+		threshold: *threshold, protectionMax: *protectionMax, shutdown: *shutdown}
 	if err := opts.run(ctx, logger(errOut), nil); err != nil {
 		fmt.Fprintln(errOut, "rampart: registry:", err)
 		return 1
@@ -126,6 +130,7 @@ type registryServer struct {
 	shutdown                  time.Duration
 	token                     string
 	threshold                 float64
+	protectionMax             time.Duration // zero: the registry's default
 }
 
 // run serves the registry until ctx ends, then shuts it down within the
@@ -140,7 +145,7 @@ func (o registryServer) run(ctx context.Context, lg *slog.Logger, onListening fu
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg, err := registry.New(registry.Config{Store: store, DefaultTTL: o.ttl, Grace: o.grace,
-		ProtectionThreshold: o.threshold, Logger: lg, Registerer: metrics})
+		ProtectionThreshold: o.threshold, ProtectionMax: o.protectionMax, Logger: lg, Registerer: metrics})
 	if err != nil {
 		return err
 	}

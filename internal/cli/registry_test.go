@@ -30,6 +30,7 @@ func TestRegistryFlagErrors(t *testing.T) {
 		{"ttl too short", []string{"registry", "-ttl", "10ms"}, 2, "-ttl: must be in [1s, 1h0m0s], got 10ms"},
 		{"zero removal grace", []string{"registry", "-removal-grace", "0s"}, 2, "-removal-grace: must be > 0, got 0s"},
 		{"threshold above 1", []string{"registry", "-protection-threshold", "1.5"}, 2, "-protection-threshold: must be in (0, 1], got 1.5"},
+		{"protection max zero", []string{"registry", "-protection-max", "0s"}, 2, "-protection-max: must be > 0, got 0s"},
 		{"missing token file", []string{"registry", "-token-file", filepath.Join(dir, "nope")}, 2, "-token-file: open"},
 		{"blank token file", []string{"registry", "-token-file", blank}, 2, "must hold one token without spaces"},
 		{"stray argument", []string{"registry", "extra"}, 2, `registry: unexpected argument "extra"`},
