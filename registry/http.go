@@ -105,7 +105,7 @@ func writeError(w http.ResponseWriter, err error) {
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrStoreUnavailable):
 		code = http.StatusServiceUnavailable
 	case errors.As(err, &fe):
 		code = http.StatusBadRequest

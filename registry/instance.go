@@ -54,6 +54,12 @@ var ErrNotFound = errors.New("registry: not found")
 // ErrClosed reports a call on a closed Registry.
 var ErrClosed = errors.New("registry: closed")
 
+// ErrStoreUnavailable reports that a registry sharing its store with other
+// servers has not reached the store for a while: heartbeats it takes would
+// not renew leases there, so it refuses them and clients move on to
+// another server (503).
+var ErrStoreUnavailable = errors.New("registry: the store cannot be reached; try another registry server")
+
 // State is an instance's health as the registry sees it.
 type State string
 

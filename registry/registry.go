@@ -89,6 +89,7 @@ type Registry struct {
 	applier Applier          // nil when the Store is not one
 	flusher HeartbeatFlusher // nil when the Store is not one
 	shared  bool             // Config.Shared, or the Store renews leases
+	flushOK atomic.Int64     // unix ns of the last flush that reached the Store (or had nothing to do)
 	log     *slog.Logger
 	m       *metrics
 
@@ -213,6 +214,7 @@ func New(cfg Config) (*Registry, error) {
 	r.flusher, _ = cfg.Store.(HeartbeatFlusher)
 	_, renews := cfg.Store.(renewer)
 	r.shared = cfg.Shared || renews
+	r.flushOK.Store(cfg.Now().UnixNano())
 	idx, err := r.load()
 	if err != nil {
 		return nil, err
@@ -369,6 +371,9 @@ func (r *Registry) Heartbeat(ctx context.Context, service, id string) (uint64, e
 		return 0, notFound("id", "%s/%s is not registered", service, id)
 	}
 	now := r.cfg.Now()
+	if r.shared && r.flusher != nil && now.UnixNano()-r.flushOK.Load() > int64(r.flushStale()) {
+		return 0, ErrStoreUnavailable
+	}
 	svc.mu.RLock()
 	e := svc.entries[id]
 	if e != nil && e.inst.State == Passing && e.local {
@@ -681,6 +686,15 @@ func (r *Registry) flushLoop(ctx context.Context) {
 	}
 }
 
+// flushStale is how long a server sharing its store may go without
+// reaching it before it refuses heartbeats: three failed flushes in a row,
+// or the default TTL if that is longer. Well inside the store's own lease
+// grace, so that clients move to another server before their instances
+// expire there.
+func (r *Registry) flushStale() time.Duration {
+	return max(3*r.cfg.FlushInterval, r.cfg.DefaultTTL)
+}
+
 // safely runs f, logging a panic instead of ending the loop.
 func (r *Registry) safely(what string, f func()) {
 	defer func() {
@@ -727,11 +741,13 @@ func (r *Registry) flush(ctx context.Context) error {
 		svc.mu.RUnlock()
 	}
 	if len(beats) == 0 {
+		r.flushOK.Store(r.cfg.Now().UnixNano())
 		return nil
 	}
 	if err := r.flusher.FlushHeartbeats(ctx, beats); err != nil {
 		return err
 	}
+	r.flushOK.Store(r.cfg.Now().UnixNano())
 	for _, d := range dones {
 		d.e.flushed.Store(d.beat)
 	}

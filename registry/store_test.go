@@ -4,7 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // errInjected is the failure memStore injects.
@@ -266,4 +272,54 @@ func (s *memStore) at(idx uint64, changes ...Change) {
 		}
 	}
 	s.publishLocked(changes...)
+}
+
+// flakyFlusher is a memStore whose heartbeat flushes fail on demand, as an
+// etcd store's do when the server is cut off from etcd.
+type flakyFlusher struct {
+	*memStore
+	fail atomic.Bool
+}
+
+func (f *flakyFlusher) FlushHeartbeats(context.Context, []Heartbeat) error {
+	if f.fail.Load() {
+		return errInjected
+	}
+	return nil
+}
+
+// TestHeartbeatRefusedWhenStoreUnreachable: a server sharing its store
+// that cannot reach it refuses heartbeats (503) instead of renewing leases
+// that will expire in the store, so that clients move to another server;
+// it takes them again once it reaches the store.
+func TestHeartbeatRefusedWhenStoreUnreachable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &flakyFlusher{memStore: newMemStore()}
+		r, _ := newTestRegistry(t, Config{Store: st, Shared: true})
+		ctx := testContext(t)
+		register(t, r, "api", "a", 0)
+		beat := func() error {
+			_, err := r.Heartbeat(ctx, "api", "a")
+			return err
+		}
+		st.fail.Store(true)
+		time.Sleep(2500 * time.Millisecond)
+		if err := beat(); err != nil {
+			t.Fatalf("Heartbeat 2.5s into the store outage = %v, want it taken (3s allowed)", err)
+		}
+		time.Sleep(time.Second)
+		if err := beat(); !errors.Is(err, ErrStoreUnavailable) {
+			t.Fatalf("Heartbeat 3.5s into the store outage = %v, want ErrStoreUnavailable", err)
+		}
+		rec := httptest.NewRecorder()
+		Handler(r, HandlerConfig{}).ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/v1/services/api/instances/a/heartbeat", nil))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("PUT heartbeat = %d %s, want 503", rec.Code, rec.Body)
+		}
+		st.fail.Store(false)
+		time.Sleep(1100 * time.Millisecond) // one flush
+		if err := beat(); err != nil {
+			t.Errorf("Heartbeat after the store came back = %v, want it taken", err)
+		}
+	})
 }
