@@ -212,3 +212,87 @@ func TestSharedEtcdCompaction(t *testing.T) {
 		t.Errorf("B's instances = %v, want [later new]", got)
 	}
 }
+
+// TestSharedEtcdMemberKilled: two registry servers on a three-member etcd
+// cluster; one member is SIGKILLed: registrations, heartbeats and watches
+// go on, and no instance is lost, on either server; the member comes back.
+func TestSharedEtcdMemberKilled(t *testing.T) {
+	cluster := testutil.StartEtcd(t, testutil.EtcdOptions{Members: 3})
+	eps := cluster.Endpoints()
+	p := prefix(t)
+	a := newShared(t, etcdStore(t, eps, p))
+	b := newShared(t, etcdStore(t, eps, p))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	register := func(r *registry.Registry, id string) {
+		t.Helper()
+		if _, _, err := r.Register(ctx, registry.Instance{Service: "api", ID: id, Address: "10.0.0.1", Port: 80}); err != nil {
+			t.Fatalf("Register(%s): %v", id, err)
+		}
+	}
+	register(a, "before-a")
+	register(b, "before-b")
+	// Heartbeats for every instance, to its owner, for the whole test.
+	owners := map[string]*registry.Registry{"before-a": a, "before-b": b}
+	var beats, beatErrs atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var mu = make(chan struct{}, 1)
+	mu <- struct{}{}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			<-mu
+			for id, r := range owners {
+				if _, err := r.Heartbeat(ctx, "api", id); err != nil {
+					beatErrs.Add(1)
+				} else {
+					beats.Add(1)
+				}
+			}
+			mu <- struct{}{}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	until(t, b, "api", propagation, "both instances on B", func(m map[string]registry.State) bool { return len(m) == 2 })
+
+	cluster.Kill(0)
+	register(a, "during-a")
+	register(b, "during-b")
+	<-mu
+	owners["during-a"], owners["during-b"] = a, b
+	mu <- struct{}{}
+	all := func(m map[string]registry.State) bool {
+		for _, id := range []string{"before-a", "before-b", "during-a", "during-b"} {
+			if m[id] != registry.Passing {
+				return false
+			}
+		}
+		return len(m) == 4
+	}
+	until(t, a, "api", propagation, "all four passing on A with a member down", all)
+	until(t, b, "api", propagation, "all four passing on B with a member down", all)
+	time.Sleep(3 * time.Second) // past TTL + grace: heartbeats keep all four
+	until(t, a, "api", propagation, "all four still passing on A 3s later", all)
+	until(t, b, "api", propagation, "all four still passing on B 3s later", all)
+
+	cluster.Restart(0)
+	register(a, "after-a")
+	<-mu
+	owners["after-a"] = a
+	mu <- struct{}{}
+	until(t, b, "api", propagation, "a registration after the restart on B", func(m map[string]registry.State) bool {
+		return len(m) == 5 && m["after-a"] == registry.Passing
+	})
+	if n := beatErrs.Load(); n != 0 {
+		t.Errorf("%d of %d heartbeats failed, want none", n, n+beats.Load())
+	}
+}
