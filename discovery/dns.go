@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampart-ha/rampart/resilience/retry"
 )
 
 // Intervals of DNSConfig.
@@ -105,7 +107,7 @@ func (d *dnsSource) Run(ctx context.Context, emit func(Update)) {
 		} else {
 			em.set(eps)
 		}
-		if !sleep(ctx, d.cfg.Interval) {
+		if retry.Sleep(ctx, d.cfg.Interval) != nil {
 			return
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rampart-ha/rampart/registry"
+	"github.com/rampart-ha/rampart/resilience/retry"
 )
 
 // DefaultEtcdDialTimeout bounds connecting to etcd and each read of the
@@ -129,7 +130,7 @@ func (s *etcdSource) Run(ctx context.Context, emit func(Update)) {
 				return
 			}
 			em.fail(fmt.Errorf("discovery: etcd %v: connecting: %w", s.cfg.Endpoints, err))
-			if !sleep(ctx, bo.Backoff(failures)) {
+			if retry.Sleep(ctx, bo.Backoff(failures)) != nil {
 				return
 			}
 			failures++
@@ -169,7 +170,7 @@ func (s *etcdSource) Run(ctx context.Context, emit func(Update)) {
 		}
 		// A failed read, or a watch lost at once: back off, so that a
 		// watch that keeps failing is not a busy loop.
-		if !sleep(ctx, bo.Backoff(failures)) {
+		if retry.Sleep(ctx, bo.Backoff(failures)) != nil {
 			return
 		}
 		failures++

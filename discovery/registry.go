@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampart-ha/rampart/registry"
 	"github.com/rampart-ha/rampart/registry/client"
+	"github.com/rampart-ha/rampart/resilience/retry"
 )
 
 // Reachability probes of the registry and etcd sources (see the package
@@ -91,7 +92,7 @@ func (s *registrySource) Run(ctx context.Context, emit func(Update)) {
 		if started {
 			failures = 0 // a watch that ran: back off from the start
 		}
-		if !sleep(ctx, bo.Backoff(failures)) {
+		if retry.Sleep(ctx, bo.Backoff(failures)) != nil {
 			return
 		}
 		failures++

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/rampart-ha/rampart/registry"
+	"github.com/rampart-ha/rampart/resilience/retry"
 )
 
 // Watch reads the passing instances of service (critical ones too while
@@ -60,7 +60,7 @@ func (c *Client) watch(ctx context.Context, ch chan registry.Snapshot, last regi
 				// Steer the next calls away from the failed address.
 				c.lastGood.CompareAndSwap(int64(at), int64((at+1)%len(c.addrs)))
 			}
-			if failures > 0 && !c.sleep(ctx, c.retry.Backoff(failures-1)) {
+			if failures > 0 && retry.Sleep(ctx, c.retry.Backoff(failures-1)) != nil {
 				return
 			}
 			failures++
@@ -96,18 +96,6 @@ func (c *Client) poll(ctx context.Context, service string, resync bool, b blocki
 		return c.service(ctx, service, false, nil)
 	}
 	return c.service(ctx, service, false, &b)
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // same reports whether two snapshots hold the same instances and

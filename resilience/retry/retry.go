@@ -357,7 +357,7 @@ func Do[T any](ctx context.Context, r *Retry, fn resilience.Func[T]) (T, error) 
 		if r.onRetry != nil {
 			r.onRetry(attempt, err, delay)
 		}
-		if cerr := sleep(ctx, delay); cerr != nil {
+		if cerr := Sleep(ctx, delay); cerr != nil {
 			return v, fmt.Errorf("retry: %w while waiting to retry after %d attempts: %w", cerr, attempt, err)
 		}
 	}
@@ -411,9 +411,10 @@ func (r *Retry) fits(ctx context.Context, delay time.Duration) bool {
 	return r.perAttempt <= 0 || left-delay >= r.perAttempt
 }
 
-// sleep waits for d or until ctx is done, whichever is first, and returns
-// ctx.Err() in the second case.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d or until ctx is done, whichever is first, and returns
+// ctx.Err() in the second case. Its timer is stopped either way, unlike
+// time.After's, so a loop that backs off with it leaves nothing behind.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
