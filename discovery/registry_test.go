@@ -4,86 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rampart-ha/rampart/internal/testutil"
 	"github.com/rampart-ha/rampart/registry"
-	"github.com/rampart-ha/rampart/registry/boltstore"
 	"github.com/rampart-ha/rampart/registry/client"
 )
 
-// testRegistry is a real Registry on a boltstore file, served over
-// loopback TCP by httptest at a fixed address, so that the server can be
-// stopped and started again there.
+// testRegistry is testutil's in-process registry, with a helper to put
+// instances into it.
 type testRegistry struct {
-	t    *testing.T
-	reg  *registry.Registry
-	addr string
-	srv  *httptest.Server
+	*testutil.Registry
+	t *testing.T
 }
 
 func startRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "registry.db"), boltstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatalf("boltstore.Open: %v", err)
-	}
-	reg, err := registry.New(registry.Config{Store: store})
-	if err != nil {
-		t.Fatalf("registry.New: %v", err)
-	}
-	r := &testRegistry{t: t, reg: reg}
-	t.Cleanup(func() {
-		r.stop()
-		_ = reg.Close()
-		_ = store.Close()
-	})
-	r.start()
-	return r
+	return &testRegistry{Registry: testutil.StartRegistry(t, registry.Config{}), t: t}
 }
-
-// start serves the registry at r.addr (a fresh port the first time).
-func (r *testRegistry) start() {
-	r.t.Helper()
-	addr := r.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		r.t.Fatalf("listen %s: %v", addr, err)
-	}
-	r.addr = l.Addr().String()
-	r.srv = httptest.NewUnstartedServer(registry.Handler(r.reg, registry.HandlerConfig{}))
-	r.srv.Listener.Close()
-	r.srv.Listener = l
-	r.srv.Start()
-}
-
-// stop closes the server and every connection, blocking queries
-// included.
-func (r *testRegistry) stop() {
-	if r.srv != nil {
-		r.srv.CloseClientConnections()
-		r.srv.Close()
-		r.srv = nil
-	}
-}
-
-func (r *testRegistry) url() string { return "http://" + r.addr }
 
 // put registers an instance with a lease that outlives the test.
 func (r *testRegistry) put(inst registry.Instance) {
 	r.t.Helper()
 	inst.Service = cmpOr(inst.Service, "api")
 	inst.TTL = registry.Duration(time.Hour)
-	if _, _, err := r.reg.Register(context.Background(), inst); err != nil {
+	if _, _, err := r.Reg.Register(context.Background(), inst); err != nil {
 		r.t.Fatalf("Register(%s): %v", inst.ID, err)
 	}
 }
@@ -119,7 +68,7 @@ func TestRegistryFollowsChanges(t *testing.T) {
 	reg := startRegistry(t)
 	reg.put(registry.Instance{ID: "a", Address: "10.0.0.1", Port: 80, Weight: 5, Zone: "eu-1", Metadata: map[string]string{"priority": "1", "v": "2"}})
 	reg.put(registry.Instance{ID: "other", Service: "web", Address: "10.0.9.9", Port: 80})
-	r, _ := record(t, fastRegistry(newClient(t, reg.url()), "api"))
+	r, _ := record(t, fastRegistry(newClient(t, reg.URL()), "api"))
 
 	u := r.nextSet(10 * time.Second)
 	want := []Endpoint{{Address: "10.0.0.1:80", Weight: 5, Priority: 1, Zone: "eu-1", Metadata: map[string]string{"priority": "1", "v": "2"}}}
@@ -134,7 +83,7 @@ func TestRegistryFollowsChanges(t *testing.T) {
 		if i%2 == 0 {
 			reg.put(registry.Instance{ID: id, Address: "10.0.1.1", Port: 1000 + i})
 		} else {
-			if _, err := reg.reg.Deregister(ctx, "api", fmt.Sprintf("i%02d", i-1)); err != nil {
+			if _, err := reg.Reg.Deregister(ctx, "api", fmt.Sprintf("i%02d", i-1)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -156,7 +105,7 @@ func TestRegistryFollowsChanges(t *testing.T) {
 
 	// A change of another service, and a heartbeat, send nothing.
 	reg.put(registry.Instance{ID: "other2", Service: "web", Address: "10.0.9.8", Port: 80})
-	if _, err := reg.reg.Heartbeat(ctx, "api", "a"); err != nil {
+	if _, err := reg.Reg.Heartbeat(ctx, "api", "a"); err != nil {
 		t.Fatal(err)
 	}
 	reg.put(registry.Instance{ID: "z", Address: "10.0.0.9", Port: 80}) // a marker
@@ -171,15 +120,15 @@ func TestRegistryFollowsChanges(t *testing.T) {
 func TestRegistryUnreachable(t *testing.T) {
 	reg := startRegistry(t)
 	reg.put(registry.Instance{ID: "a", Address: "10.0.0.1", Port: 80})
-	r, _ := record(t, fastRegistry(newClient(t, reg.url()), "api"))
+	r, _ := record(t, fastRegistry(newClient(t, reg.URL()), "api"))
 	r.nextSet(10 * time.Second)
 
-	reg.stop()
+	reg.Stop()
 	start := time.Now()
 	u := r.nextErr(10*time.Second, client.ErrUnavailable)
 	t.Logf("registry down → error Update after %v: %v", u.at.Sub(start), u.Err)
 
-	reg.start()
+	reg.Start()
 	u = r.nextSet(10 * time.Second)
 	if diff := cmp.Diff(addrs(u.Endpoints), []string{"10.0.0.1:80"}); diff != "" {
 		t.Errorf("set after recovery (-got +want):\n%s", diff)
@@ -196,10 +145,10 @@ func TestRegistryUnreachable(t *testing.T) {
 func TestRegistryDownAtStart(t *testing.T) {
 	reg := startRegistry(t)
 	reg.put(registry.Instance{ID: "a", Address: "10.0.0.1", Port: 80})
-	reg.stop()
-	r, _ := record(t, fastRegistry(newClient(t, reg.url()), "api"))
+	reg.Stop()
+	r, _ := record(t, fastRegistry(newClient(t, reg.URL()), "api"))
 	r.nextErr(10*time.Second, client.ErrUnavailable)
-	reg.start()
+	reg.Start()
 	u := r.nextSet(10 * time.Second)
 	if diff := cmp.Diff(addrs(u.Endpoints), []string{"10.0.0.1:80"}); diff != "" {
 		t.Errorf("set (-got +want):\n%s", diff)
@@ -210,7 +159,7 @@ func TestRegistryDownAtStart(t *testing.T) {
 // not an error.
 func TestRegistryEmptyService(t *testing.T) {
 	reg := startRegistry(t)
-	r, _ := record(t, fastRegistry(newClient(t, reg.url()), "nobody"))
+	r, _ := record(t, fastRegistry(newClient(t, reg.URL()), "nobody"))
 	u := r.nextSet(10 * time.Second)
 	if len(u.Endpoints) != 0 {
 		t.Errorf("set %v, want an empty one", addrs(u.Endpoints))

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -188,7 +189,7 @@ func (g *Gateway) membership(cl *cluster, prev *members) (*members, error) {
 		for i, ep := range m.eps {
 			var b *breaker.Breaker
 			if prev != nil && prev.breakers != nil {
-				if j := indexOf(prev.eps, ep); j >= 0 {
+				if j := slices.Index(prev.eps, ep); j >= 0 {
 					b = prev.breakers[j]
 				}
 			}
@@ -203,15 +204,6 @@ func (g *Gateway) membership(cl *cluster, prev *members) (*members, error) {
 	}
 	m.set = endpoint.NewSet(m.eps...)
 	return m, nil
-}
-
-func indexOf(eps []*endpoint.Endpoint, ep *endpoint.Endpoint) int {
-	for i, e := range eps {
-		if e == ep {
-			return i
-		}
-	}
-	return -1
 }
 
 // applyDiscovered gives the cluster of d in the table in service its new
